@@ -1,0 +1,90 @@
+# forkhttpd - the only build.
+#   make            build/forkhttpd, build/forkload, build/hello.so (and the other apps)
+#   make run        build and serve the demo site in www/ on http://localhost:8888
+#   make test       install what the tests need, build, run every test (also under ASan+UBSan)
+#   make bench      forkhttpd next to nginx (a benchmark, never part of make test)
+#   make fuzz       run the libFuzzer drivers for a while
+#   make clean
+#
+# BUILD=dir puts outputs elsewhere; SANITIZE=1 builds with ASan+UBSan; CC=clang works too.
+
+CC       ?= cc
+BUILD    ?= build
+SANITIZE ?=
+OPT      ?= -O2
+
+WARN   := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+          -Wmissing-prototypes -Wformat=2 -Wvla -Wcast-qual -Wwrite-strings \
+          -Wno-unused-parameter
+CFLAGS += -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP
+LDLIBS += -ldl
+
+ifeq ($(SANITIZE),1)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+CORE_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+CORE_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+LOAD_SRC  := $(wildcard tools/forkload/*.c)
+LOAD_OBJ  := $(patsubst tools/forkload/%.c,$(BUILD)/obj/forkload/%.o,$(LOAD_SRC))
+APP_SRC   := $(wildcard apps/*.c)
+APPS      := $(patsubst apps/%.c,$(BUILD)/%.so,$(APP_SRC))
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+PYTEST := /usr/bin/python3 -m pytest
+
+.PHONY: all run test unit integration check-sanitize deps bench fuzz clean
+all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN)
+
+$(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/forkload: $(LOAD_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/forkload/%.o: tools/forkload/%.c | $(BUILD)/obj/forkload
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Apps include only the public header; they need no symbol from the server.
+$(BUILD)/%.so: apps/%.c include/forkhttpd_app.h | $(BUILD)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $^ $(LDLIBS)
+
+$(BUILD) $(BUILD)/obj $(BUILD)/obj/forkload $(BUILD)/tests:
+	mkdir -p $@
+
+run: all
+	$(BUILD)/forkhttpd --root www --port 8888 --access-log - \
+	  --app /hello=$(BUILD)/hello.so:app
+
+deps:
+	@scripts/deps.sh
+
+unit: all
+	prove -f $(UNIT_BIN)
+
+integration: all
+	FORKHTTPD_BUILD=$(BUILD) $(PYTEST) -q tests/integration
+
+# The whole suite: plain build, then again under ASan+UBSan.
+test: deps
+	$(MAKE) unit integration
+	$(MAKE) BUILD=build-asan SANITIZE=1 CC=gcc unit integration
+
+bench: all
+	scripts/bench.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/forkload/*.d $(BUILD)/tests/*.d)

@@ -1,0 +1,300 @@
+/* config.c - options, defaults, validation, usage text. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct config cfg;
+
+static const char usage_text[] =
+    "usage: forkhttpd [options]\n"
+    "\n"
+    "A small, strict HTTP/1.1 server; the \"Let's Build A Web Server\" tutorial grown up.\n"
+    "\n"
+    "Listening\n"
+    "  --host H               address to bind (default 0.0.0.0; '::' for IPv6)\n"
+    "  --port P               TCP port (default 8888; 0 = any free port, printed at start)\n"
+    "  --backlog N            listen queue length (default 1024)\n"
+    "\n"
+    "Concurrency\n"
+    "  --model M              iterative | fork | prefork | event (default event)\n"
+    "  --workers N            worker processes for prefork/event (default: CPUs)\n"
+    "  --max-workers N        prefork: grow the pool up to N (default 256)\n"
+    "  --max-conns N          event: connections per worker (default 4096)\n"
+    "  --grace S              graceful stop: seconds to finish requests (default 10)\n"
+    "\n"
+    "Content\n"
+    "  --root DIR             document root for static files (default .)\n"
+    "  --autoindex            list directories that have no index.html\n"
+    "  --cgi PREFIX=DIR       run executables in DIR under URL PREFIX (CGI/1.1)\n"
+    "  --app [PREFIX=]FILE.so:SYMBOL  mount a C app (default prefix /)\n"
+    "\n"
+    "Limits and timeouts (seconds may have decimals)\n"
+    "  --header-timeout S     time to receive a request head (default 10)\n"
+    "  --body-timeout S       max silence while receiving a body (default 30)\n"
+    "  --keepalive-timeout S  idle time between requests (default 5)\n"
+    "  --write-timeout S      max time a client may stall reading (default 30)\n"
+    "  --max-body BYTES       largest request body, else 413 (default 1048576)\n"
+    "  --max-header-size B    largest request head, else 431 (default 16384)\n"
+    "  --max-line B           longest request line, else 414 (default 8192)\n"
+    "  --max-headers N        most header fields, else 431 (default 100)\n"
+    "  --max-keepalive-requests N  requests per connection (default 10000)\n"
+    "\n"
+    "Logging\n"
+    "  --access-log FILE|-    Combined Log Format access log ('-' = stdout)\n"
+    "  --verbose              narrate accept/fork/reap and request/response heads\n"
+    "  --quiet                only errors on stderr\n"
+    "  --help, --version\n";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "forkhttpd: %s (try --help)\n", msg);
+    exit(2);
+}
+
+static long long parse_int(const char *opt, const char *s, long long min, long long max)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max || s[0] == ' ' || s[0] == '+') {
+        char range[64];
+        snprintf(range, sizeof range, "%lld..%lld", min, max);
+        fprintf(stderr, "forkhttpd: %s: not a number in %s: '%s'\n", opt, range, s);
+        exit(2);
+    }
+    return v;
+}
+
+/* Seconds (decimals allowed) -> milliseconds. */
+static int parse_seconds(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 86400) {
+        fprintf(stderr, "forkhttpd: %s: not a number of seconds in (0, 86400]: '%s'\n", opt, s);
+        exit(2);
+    }
+    int ms = (int)(v * 1000.0 + 0.5);
+    return ms > 0 ? ms : 1;
+}
+
+/* "/x/y/" -> "/x/y"; must start with '/'. */
+static char *clean_prefix(const char *opt, const char *p, size_t len)
+{
+    if (len == 0 || p[0] != '/')
+        usage_error("%s: prefix must start with '/': '%s'", opt, p);
+    while (len > 1 && p[len - 1] == '/')
+        len--;
+    char *s = strndup(p, len);
+    if (!s)
+        die(2, "out of memory");
+    return s;
+}
+
+static struct mount *add_mount(const char *opt)
+{
+    if (cfg.nmounts >= FH_MAX_MOUNTS)
+        usage_error("%s: too many mounts (at most %d)", opt, FH_MAX_MOUNTS);
+    struct mount *m = &cfg.mounts[cfg.nmounts++];
+    memset(m, 0, sizeof *m);
+    m->dir_fd = -1;
+    return m;
+}
+
+/* Resolve a directory given on the command line; exit 2 if it is not one. */
+static char *resolve_dir(const char *opt, const char *dir)
+{
+    char *real = realpath(dir, NULL);
+    struct stat st;
+    if (!real || stat(real, &st) < 0) {
+        fprintf(stderr, "forkhttpd: %s: %s: %s\n", opt, dir, strerror(errno));
+        exit(2);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "forkhttpd: %s: %s: not a directory\n", opt, dir);
+        exit(2);
+    }
+    return real;
+}
+
+static void parse_cgi(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1])
+        usage_error("--cgi: expected PREFIX=DIR: '%s'", arg);
+    struct mount *m = add_mount("--cgi");
+    m->kind = MOUNT_CGI;
+    m->prefix = clean_prefix("--cgi", arg, (size_t)(eq - arg));
+    m->prefix_len = strlen(m->prefix);
+    m->dir = resolve_dir("--cgi", eq + 1);
+}
+
+static void parse_app(const char *arg)
+{
+    const char *spec = arg, *eq = NULL;
+    if (arg[0] == '/') { /* PREFIX=FILE.so:SYMBOL */
+        eq = strchr(arg, '=');
+        if (!eq)
+            usage_error("--app: expected [PREFIX=]FILE.so:SYMBOL: '%s'", arg);
+        spec = eq + 1;
+    }
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || !colon[1])
+        usage_error("--app: expected [PREFIX=]FILE.so:SYMBOL: '%s'", arg);
+    struct mount *m = add_mount("--app");
+    m->kind = MOUNT_APP;
+    m->prefix = eq ? clean_prefix("--app", arg, (size_t)(eq - arg)) : strdup("/");
+    m->prefix_len = strlen(m->prefix);
+    m->file = strndup(spec, (size_t)(colon - spec));
+    m->symbol = strdup(colon + 1);
+    if (!m->prefix || !m->file || !m->symbol)
+        die(2, "out of memory");
+}
+
+enum {
+    O_HOST = 256, O_PORT, O_MODEL, O_WORKERS, O_MAXWORKERS, O_MAXCONNS, O_BACKLOG, O_ROOT,
+    O_AUTOINDEX, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_HTO, O_BTO, O_KTO, O_WTO,
+    O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_HELP, O_VERSION,
+};
+
+static const struct option options[] = {
+    {"host", required_argument, 0, O_HOST},
+    {"port", required_argument, 0, O_PORT},
+    {"model", required_argument, 0, O_MODEL},
+    {"workers", required_argument, 0, O_WORKERS},
+    {"max-workers", required_argument, 0, O_MAXWORKERS},
+    {"max-conns", required_argument, 0, O_MAXCONNS},
+    {"backlog", required_argument, 0, O_BACKLOG},
+    {"root", required_argument, 0, O_ROOT},
+    {"autoindex", no_argument, 0, O_AUTOINDEX},
+    {"cgi", required_argument, 0, O_CGI},
+    {"app", required_argument, 0, O_APP},
+    {"access-log", required_argument, 0, O_ACCESSLOG},
+    {"verbose", no_argument, 0, O_VERBOSE},
+    {"quiet", no_argument, 0, O_QUIET},
+    {"header-timeout", required_argument, 0, O_HTO},
+    {"body-timeout", required_argument, 0, O_BTO},
+    {"keepalive-timeout", required_argument, 0, O_KTO},
+    {"write-timeout", required_argument, 0, O_WTO},
+    {"grace", required_argument, 0, O_GRACE},
+    {"max-body", required_argument, 0, O_MAXBODY},
+    {"max-header-size", required_argument, 0, O_MAXHEAD},
+    {"max-line", required_argument, 0, O_MAXLINE},
+    {"max-headers", required_argument, 0, O_MAXHEADERS},
+    {"max-keepalive-requests", required_argument, 0, O_MAXKA},
+    {"help", no_argument, 0, O_HELP},
+    {"version", no_argument, 0, O_VERSION},
+    {0, 0, 0, 0},
+};
+
+void config_parse(int argc, char **argv)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.host = "0.0.0.0";
+    cfg.port = 8888;
+    cfg.model = "event";
+    cfg.workers = ncpu > 0 ? (int)ncpu : 1;
+    cfg.max_workers = 256;
+    cfg.max_conns = 4096;
+    cfg.backlog = 1024;
+    cfg.root = ".";
+    cfg.header_timeout = 10000;
+    cfg.body_timeout = 30000;
+    cfg.keepalive_timeout = 5000;
+    cfg.write_timeout = 30000;
+    cfg.grace = 10000;
+    cfg.max_body = 1048576;
+    cfg.max_head = 16384;
+    cfg.max_line = 8192;
+    cfg.max_headers = 100;
+    cfg.max_keepalive_requests = 10000;
+
+    int workers_set = 0;
+    opterr = 0; /* we print our own one-line errors */
+    int c;
+    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        switch (c) {
+        case O_HOST: cfg.host = optarg; break;
+        case O_PORT: cfg.port = (int)parse_int("--port", optarg, 0, 65535); break;
+        case O_MODEL: cfg.model = optarg; break;
+        case O_WORKERS: cfg.workers = (int)parse_int("--workers", optarg, 1, 1024); workers_set = 1; break;
+        case O_MAXWORKERS: cfg.max_workers = (int)parse_int("--max-workers", optarg, 1, 4096); break;
+        case O_MAXCONNS: cfg.max_conns = (int)parse_int("--max-conns", optarg, 1, 1000000); break;
+        case O_BACKLOG: cfg.backlog = (int)parse_int("--backlog", optarg, 1, 65535); break;
+        case O_ROOT: cfg.root = optarg; break;
+        case O_AUTOINDEX: cfg.autoindex = 1; break;
+        case O_CGI: parse_cgi(optarg); break;
+        case O_APP: parse_app(optarg); break;
+        case O_ACCESSLOG: cfg.access_log = optarg; break;
+        case O_VERBOSE: cfg.verbose = 1; break;
+        case O_QUIET: cfg.quiet = 1; break;
+        case O_HTO: cfg.header_timeout = parse_seconds("--header-timeout", optarg); break;
+        case O_BTO: cfg.body_timeout = parse_seconds("--body-timeout", optarg); break;
+        case O_KTO: cfg.keepalive_timeout = parse_seconds("--keepalive-timeout", optarg); break;
+        case O_WTO: cfg.write_timeout = parse_seconds("--write-timeout", optarg); break;
+        case O_GRACE: cfg.grace = parse_seconds("--grace", optarg); break;
+        case O_MAXBODY: cfg.max_body = parse_int("--max-body", optarg, 0, INT64_MAX / 2); break;
+        case O_MAXHEAD: cfg.max_head = (size_t)parse_int("--max-header-size", optarg, 256, 1 << 20); break;
+        case O_MAXLINE: cfg.max_line = (size_t)parse_int("--max-line", optarg, 64, 1 << 20); break;
+        case O_MAXHEADERS: cfg.max_headers = (size_t)parse_int("--max-headers", optarg, 1, 100); break;
+        case O_MAXKA: cfg.max_keepalive_requests = (unsigned)parse_int("--max-keepalive-requests", optarg, 1, 1000000000); break;
+        case O_HELP: fputs(usage_text, stdout); exit(0);
+        case O_VERSION: printf("forkhttpd %s\n", FH_VERSION); exit(0);
+        case ':':
+            usage_error("%s: missing argument", argv[optind - 1]);
+            break;
+        default:
+            usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    if (cfg.verbose && cfg.quiet)
+        usage_error("--verbose and --quiet exclude each other");
+    if (cfg.max_line > cfg.max_head)
+        cfg.max_line = cfg.max_head;
+    if (cfg.max_workers < cfg.workers)
+        cfg.max_workers = cfg.workers;
+    cfg.workers_set = workers_set;
+
+    /* The static root is the fallback mount "/" (router.c: longest prefix wins). */
+    struct mount *m = add_mount("--root");
+    m->kind = MOUNT_STATIC;
+    m->prefix = strdup("/");
+    m->prefix_len = 1;
+    m->dir = resolve_dir("--root", cfg.root);
+    if (!m->prefix)
+        die(2, "out of memory");
+}
+
+void config_free(void)
+{
+    for (int i = 0; i < cfg.nmounts; i++) {
+        struct mount *m = &cfg.mounts[i];
+        if (m->dir_fd >= 0)
+            close(m->dir_fd);
+        free(m->prefix);
+        free(m->dir);
+        free(m->file);
+        free(m->symbol);
+    }
+    cfg.nmounts = 0;
+}

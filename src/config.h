@@ -1,0 +1,66 @@
+/* config.h - command line -> struct config. Read-only once the server runs. */
+#ifndef FH_CONFIG_H
+#define FH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FH_VERSION "0.1.0"
+#define FH_SERVER "forkhttpd/" FH_VERSION
+#define FH_MAX_MOUNTS 32
+
+enum mount_kind { MOUNT_STATIC, MOUNT_CGI, MOUNT_APP };
+
+/* One entry of the mount table: URL prefix -> handler (router.c). */
+struct mount {
+    enum mount_kind kind;
+    char *prefix;      /* "/" or "/x/y" (no trailing slash except "/") */
+    size_t prefix_len;
+    char *dir;         /* static root or CGI directory (absolute, resolved) */
+    int dir_fd;        /* O_PATH fd of dir, opened once at startup */
+    char *file;        /* app: FILE.so */
+    char *symbol;      /* app: SYMBOL */
+    void *app;         /* app: loaded state (h_app.c) */
+};
+
+struct config {
+    const char *host;
+    int port;
+    const char *model;
+    int workers;
+    int workers_set;   /* given on the command line */
+    int max_workers;
+    int max_conns;
+    int backlog;
+    const char *root;
+    int autoindex;
+    const char *access_log;
+    int verbose;
+    int quiet;
+
+    /* timeouts, milliseconds */
+    int header_timeout;
+    int body_timeout;
+    int keepalive_timeout;
+    int write_timeout;
+    int grace;
+
+    /* limits */
+    int64_t max_body;
+    size_t max_head;
+    size_t max_line;
+    size_t max_headers;
+    unsigned max_keepalive_requests;
+
+    struct mount mounts[FH_MAX_MOUNTS];
+    int nmounts;
+};
+
+extern struct config cfg;
+
+/* Parse argv into cfg. On a bad flag prints one line to stderr and exits 2;
+ * --help / --version print and exit 0. */
+void config_parse(int argc, char **argv);
+void config_free(void);
+
+#endif

@@ -1,0 +1,666 @@
+/* conn.c - the connection state machine (see conn.h), written once for every model. */
+#include "conn.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "handler.h"
+#include "http_parse.h"
+#include "http_resp.h"
+#include "log.h"
+#include "router.h"
+#include "sig.h"
+
+enum {
+    S_IDLE,    /* between requests: no buffers, waiting for the first byte */
+    S_HEAD,    /* reading and parsing a request head */
+    S_BODY,    /* reading (and discarding) the request body */
+    S_RESPOND, /* the handler ran; put the response head (and small body) into out */
+    S_WRITE,   /* sending out, then the pending body (file, big memory, stream) */
+    S_LINGER,  /* sent a final response while input may still arrive: drain, then close */
+    S_DONE,
+};
+
+#define OUT_CAP 16384
+#define SMALL_FILE 8192   /* files up to this size are copied into out (batched writes) */
+#define LINGER_MS 2000
+#define LINGER_BYTES (1 << 20)
+
+struct exchange {
+    struct exchange *next_free;
+    struct http_req req;
+    struct http_chunked chunk;
+    struct response resp;
+    struct request rq;
+    size_t in_len;     /* bytes in in[] */
+    size_t in_cap;
+    size_t head_len;   /* head of the current request (0: not parsed yet) */
+    int64_t body_left; /* Content-Length bytes still to read; -1 chunked; 0 none */
+    int64_t body_seen; /* decoded body bytes so far (for --max-body) */
+    size_t out_len, out_sent;
+    int keep_alive;    /* for the request being answered */
+    int closing;       /* close after out is flushed */
+    int linger;        /* ...and drain input before closing */
+    int pending;       /* resp's body still to send after out (file/mem/stream) */
+    int chunked_out;   /* frame the stream body as chunked */
+    int is_head;
+    int respond_after_flush; /* out was too full to take the next response head */
+    size_t linger_bytes;
+    char path[PATH_MAX];
+    char *in;
+    char out[OUT_CAP];
+};
+
+static struct exchange *free_list;
+static unsigned free_count;
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct exchange *x_get(void)
+{
+    struct exchange *x = free_list;
+    if (x) {
+        free_list = x->next_free;
+        free_count--;
+    } else {
+        /* head buffer: the parser reports 431 past max_head, so it never fills up */
+        size_t in_cap = cfg.max_head + 8192;
+        x = malloc(sizeof *x + in_cap);
+        if (!x)
+            return NULL;
+        x->in = (char *)(x + 1);
+        x->in_cap = in_cap;
+    }
+    x->in_len = 0;
+    x->out_len = x->out_sent = 0;
+    x->head_len = 0;
+    x->closing = x->linger = x->pending = x->respond_after_flush = 0;
+    resp_init(&x->resp);
+    http_req_init(&x->req);
+    return x;
+}
+
+static void x_put(struct exchange *x)
+{
+    resp_release(&x->resp);
+    if (free_count >= 64) { /* keep a few for reuse: no malloc per request */
+        free(x);
+        return;
+    }
+    x->next_free = free_list;
+    free_list = x;
+    free_count++;
+}
+
+void conn_pool_free(void)
+{
+    while (free_list) {
+        struct exchange *x = free_list;
+        free_list = x->next_free;
+        free(x);
+    }
+    free_count = 0;
+}
+
+void conn_init(struct conn *c, int fd, const union net_addr *peer)
+{
+    c->fd = fd;
+    c->wait_fd = fd;
+    c->state = S_IDLE;
+    c->nreq = 0;
+    c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
+    c->peer = *peer;
+    c->x = NULL;
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->x) {
+        x_put(c->x);
+        c->x = NULL;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->state = S_DONE;
+}
+
+int conn_is_idle(const struct conn *c)
+{
+    return c->state == S_IDLE;
+}
+
+/* ---- helpers ---- */
+
+static const struct http_limits *limits(void)
+{
+    static struct http_limits lim;
+    lim.max_line = cfg.max_line;
+    lim.max_head = cfg.max_head;
+    lim.max_headers = cfg.max_headers;
+    return &lim;
+}
+
+/* recv into in[]: >0 bytes, 0 EOF, -1 error, FH_AGAIN would block. */
+static ssize_t fill(struct conn *c)
+{
+    struct exchange *x = c->x;
+    for (;;) {
+        ssize_t n = recv(c->fd, x->in + x->in_len, x->in_cap - x->in_len, 0);
+        if (n > 0) {
+            x->in_len += (size_t)n;
+            return n;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return FH_AGAIN;
+        return -1;
+    }
+}
+
+/* Drop the bytes of the request just answered; keep pipelined ones. */
+static void consume_request(struct exchange *x)
+{
+    size_t used = x->head_len;
+    if (used > x->in_len)
+        used = x->in_len;
+    memmove(x->in, x->in + used, x->in_len - used);
+    x->in_len -= used;
+    x->head_len = 0;
+    http_req_init(&x->req);
+}
+
+static void log_access(struct conn *c, struct exchange *x, int status, uint64_t bytes)
+{
+    if (!access_log_enabled())
+        return;
+    char peer[INET6_ADDRSTRLEN];
+    net_addr_str(&c->peer, peer, sizeof peer, NULL);
+    const struct http_req *r = &x->req;
+    const char *rl = "";
+    size_t rl_len = 0;
+    if (r->method.p && r->version_minor >= 0 && x->head_len) {
+        /* the request line, as received (between leading CRLFs and its CRLF) */
+        rl = r->method.p;
+        const char *e = memchr(rl, '\r', (size_t)(x->in + x->head_len - rl));
+        rl_len = e ? (size_t)(e - rl) : 0;
+    }
+    const struct http_header *ref = x->head_len ? http_req_header(r, "Referer") : NULL;
+    const struct http_header *ua = x->head_len ? http_req_header(r, "User-Agent") : NULL;
+    access_log_write(peer, rl, rl_len, status, bytes, ref ? ref->value.p : NULL,
+                     ref ? ref->value.len : 0, ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
+}
+
+/* Answer with an error page and close (the framing of what follows is unknown
+ * or the client broke a rule); drain input before closing so the client
+ * reads the answer instead of a reset. */
+static void fail(struct conn *c, int status)
+{
+    struct exchange *x = c->x;
+    resp_release(&x->resp);
+    resp_init(&x->resp);
+    resp_error(&x->resp, status);
+    x->is_head = x->req.m == HTTP_M_HEAD;
+    x->keep_alive = 0;
+    x->linger = 1;
+    c->state = S_RESPOND;
+}
+
+/* ---- the request: after the head is parsed ---- */
+
+static void begin_request(struct conn *c)
+{
+    struct exchange *x = c->x;
+    struct http_req *r = &x->req;
+    c->nreq++;
+    vlog_head("< ", x->in, x->head_len);
+
+    x->keep_alive = r->keep_alive && c->nreq < cfg.max_keepalive_requests && !sig_stop;
+    x->is_head = r->m == HTTP_M_HEAD;
+    x->body_seen = 0;
+    x->body_left = r->chunked ? -1 : (r->content_length > 0 ? r->content_length : 0);
+    if (r->chunked)
+        http_chunked_init(&x->chunk);
+    resp_init(&x->resp);
+
+    if (r->content_length > cfg.max_body) {
+        fail(c, 413);
+        return;
+    }
+    if (r->m == HTTP_M_OTHER) {
+        fail(c, 501);
+        return;
+    }
+    x->rq.h = r;
+    x->rq.path = NULL;
+    x->rq.path_len = 0;
+    x->rq.mount = NULL;
+    x->rq.peer = &c->peer;
+    x->rq.local = NULL;
+    router_handle(&x->rq, x->path, sizeof x->path, &x->resp);
+
+    if (x->body_left == 0) {
+        c->state = S_RESPOND;
+    } else if (r->expect_continue) {
+        /* The client waits for "100 Continue" before sending the body; no
+         * handler here wants it, so answer now and close instead. */
+        x->keep_alive = 0;
+        c->state = S_RESPOND;
+    } else {
+        c->state = S_BODY;
+        c->deadline = now_ms() + (uint64_t)cfg.body_timeout;
+    }
+}
+
+/* Read and discard the body so the next request on the connection is found.
+ * Returns 1 when done, 0 when more input is needed, -1 on failure (state set). */
+static int discard_body(struct conn *c)
+{
+    struct exchange *x = c->x;
+    size_t off = x->head_len;
+    size_t avail = x->in_len - off;
+    if (x->body_left > 0) {
+        size_t take = avail < (uint64_t)x->body_left ? avail : (size_t)x->body_left;
+        memmove(x->in + off, x->in + off + take, avail - take);
+        x->in_len -= take;
+        x->body_left -= (int64_t)take;
+        return x->body_left == 0;
+    }
+    size_t len = avail;
+    int rc = http_chunked_decode(&x->chunk, x->in + off, &len);
+    if (rc == HTTP_BAD) {
+        fail(c, x->chunk.status ? x->chunk.status : 400);
+        return -1;
+    }
+    x->body_seen += (int64_t)len;
+    if (x->body_seen > cfg.max_body) {
+        fail(c, 413);
+        return -1;
+    }
+    if (rc == HTTP_AGAIN) {
+        x->in_len = off;
+        return 0;
+    }
+    memmove(x->in + off, x->in + off + len, (size_t)rc);
+    x->in_len = off + (size_t)rc;
+    x->body_left = 0;
+    return 1;
+}
+
+/* Put the response head (and a small body) into out. */
+static void respond(struct conn *c)
+{
+    struct exchange *x = c->x;
+    struct response *rs = &x->resp;
+    int http10 = x->req.version_minor == 0;
+    if (sig_stop || rs->close)
+        x->keep_alive = 0;
+    int has_body = http_status_has_body(rs->status);
+    x->chunked_out = 0;
+    if (has_body && rs->length < 0) {
+        if (http10)
+            x->keep_alive = 0; /* close-delimited */
+        else
+            x->chunked_out = 1;
+    }
+    if (!has_body || x->is_head)
+        resp_release(rs); /* HEAD: same head, no body */
+    if (x->out_len + 4096 + RESP_HDR_CAP > OUT_CAP) { /* no room to batch: flush first */
+        x->respond_after_flush = 1;
+        c->state = S_WRITE;
+        return;
+    }
+    size_t hl = http_build_head(rs, x->keep_alive, http10, x->chunked_out,
+                                x->out + x->out_len, OUT_CAP - x->out_len);
+    if (hl == 0) { /* cannot happen: heads are bounded by RESP_HDR_CAP */
+        warn("response head too large for %d", rs->status);
+        x->keep_alive = 0;
+        x->linger = 1;
+        resp_release(rs);
+        c->state = S_WRITE;
+        return;
+    }
+    vlog_head("> ", x->out + x->out_len, hl);
+    x->out_len += hl;
+    uint64_t body_bytes = (rs->body != BODY_NONE && rs->length > 0) ? (uint64_t)rs->length : 0;
+    log_access(c, x, rs->status, body_bytes);
+
+    x->pending = 0;
+    if (rs->body == BODY_MEM && (size_t)rs->length <= OUT_CAP - x->out_len) {
+        memcpy(x->out + x->out_len, rs->mem, (size_t)rs->length);
+        x->out_len += (size_t)rs->length;
+        resp_release(rs);
+    } else if (rs->body == BODY_FILE && rs->length <= SMALL_FILE &&
+               (size_t)rs->length <= OUT_CAP - x->out_len) {
+        /* small file: one pread into out, sent with the head (and batched) */
+        ssize_t n = pread(rs->fd, x->out + x->out_len, (size_t)rs->length, rs->off);
+        if (n != (ssize_t)rs->length) { /* the file shrank under us: we promised a length */
+            warn("short read of a file for %d", rs->status);
+            x->keep_alive = 0;
+        } else {
+            x->out_len += (size_t)n;
+        }
+        resp_release(rs);
+    } else if (rs->body != BODY_NONE) {
+        x->pending = 1;
+    }
+    if (!x->keep_alive)
+        x->closing = 1;
+
+    if (!x->pending && !x->closing) {
+        consume_request(x);
+        /* more pipelined bytes: parse the next request before writing, so all
+         * the answers to one read leave in one write */
+        c->state = x->in_len ? S_HEAD : S_WRITE;
+        if (x->in_len)
+            c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
+        return;
+    }
+    c->state = S_WRITE;
+}
+
+/* Send out[], then the pending body. Returns CONN_WRITE/CONN_READ to wait,
+ * -1 on a dead connection, 1 when everything is sent. */
+static int write_out(struct conn *c)
+{
+    struct exchange *x = c->x;
+    struct response *rs = &x->resp;
+    for (;;) {
+        if (x->out_sent < x->out_len) {
+            struct iovec iov[2];
+            int n = 1;
+            iov[0].iov_base = x->out + x->out_sent;
+            iov[0].iov_len = x->out_len - x->out_sent;
+            if (x->pending && rs->body == BODY_MEM) { /* large memory body: one writev */
+                iov[1].iov_base = (void *)(uintptr_t)rs->mem;
+                iov[1].iov_len = (size_t)rs->length;
+                n = 2;
+            }
+            ssize_t w = writev(c->fd, iov, n);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return CONN_WRITE;
+                return -1;
+            }
+            size_t first = iov[0].iov_len;
+            if ((size_t)w < first) {
+                x->out_sent += (size_t)w;
+                return CONN_WRITE; /* the kernel buffer is full: wait for room */
+            }
+            x->out_sent = x->out_len = 0;
+            if (n == 2) {
+                size_t rest = (size_t)w - first;
+                rs->mem += rest;
+                rs->length -= (int64_t)rest;
+                if (rs->length == 0) {
+                    resp_release(rs);
+                    x->pending = 0;
+                }
+            }
+            continue;
+        }
+        if (!x->pending)
+            return 1;
+        if (rs->body == BODY_MEM) {
+            ssize_t w = send(c->fd, rs->mem, (size_t)rs->length, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                return (errno == EAGAIN || errno == EWOULDBLOCK) ? CONN_WRITE : -1;
+            }
+            rs->mem += w;
+            rs->length -= w;
+            if (rs->length == 0) {
+                resp_release(rs);
+                x->pending = 0;
+            }
+            continue;
+        }
+        if (rs->body == BODY_FILE) {
+            size_t chunk = rs->length > (1 << 30) ? (1 << 30) : (size_t)rs->length;
+            ssize_t w = sendfile(c->fd, rs->fd, &rs->off, chunk);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                return (errno == EAGAIN || errno == EWOULDBLOCK) ? CONN_WRITE : -1;
+            }
+            if (w == 0) { /* the file shrank: the promised length cannot be kept */
+                warn("file shrank while being sent; closing the connection");
+                return -1;
+            }
+            rs->length -= w;
+            if (rs->length == 0) {
+                resp_release(rs);
+                x->pending = 0;
+            }
+            continue;
+        }
+        if (rs->body == BODY_STREAM) {
+            /* pull the next piece into out, framed as a chunk if needed */
+            size_t room = OUT_CAP - 32;
+            int wfd = -1;
+            char *dst = x->out + (x->chunked_out ? 18 : 0);
+            ssize_t n = rs->stream.read(rs->stream.ctx, dst, room, &wfd);
+            if (n == FH_AGAIN) {
+                c->wait_fd = wfd;
+                return CONN_READ;
+            }
+            if (n < 0)
+                return -1;
+            if (n == 0) {
+                if (x->chunked_out) {
+                    memcpy(x->out, "0\r\n\r\n", 5);
+                    x->out_len = 5;
+                }
+                resp_release(rs);
+                x->pending = 0;
+                continue;
+            }
+            if (x->chunked_out) {
+                char hex[20];
+                int h = snprintf(hex, sizeof hex, "%zx\r\n", (size_t)n);
+                x->out_sent = 18 - (size_t)h;
+                memcpy(x->out + x->out_sent, hex, (size_t)h);
+                memcpy(x->out + 18 + n, "\r\n", 2);
+                x->out_len = 18 + (size_t)n + 2;
+            } else {
+                x->out_len = (size_t)n;
+            }
+            continue;
+        }
+        return 1;
+    }
+}
+
+/* The peer may still be sending (an unread body, an error mid-request):
+ * half-close and read until EOF, so our answer is not destroyed by a reset. */
+static int linger_step(struct conn *c)
+{
+    struct exchange *x = c->x;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            x->linger_bytes += (size_t)n;
+            if (x->linger_bytes > LINGER_BYTES)
+                return CONN_DONE;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return CONN_READ;
+        return CONN_DONE;
+    }
+}
+
+/* ---- the driver ---- */
+
+int conn_step(struct conn *c)
+{
+    c->wait_fd = c->fd;
+    for (;;) {
+        struct exchange *x = c->x;
+        switch (c->state) {
+        case S_IDLE: {
+            if (sig_stop && c->nreq > 0)
+                return CONN_DONE; /* graceful stop: idle keep-alive connections go */
+            if (!x) {
+                x = c->x = x_get();
+                if (!x)
+                    return CONN_DONE; /* out of memory: drop this connection only */
+            }
+            ssize_t n = fill(c);
+            if (n == FH_AGAIN) {
+                /* idle: give the buffers back until bytes arrive */
+                x_put(x);
+                c->x = NULL;
+                return CONN_READ;
+            }
+            if (n <= 0)
+                return CONN_DONE;
+            c->state = S_HEAD;
+            c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
+            break;
+        }
+        case S_HEAD: {
+            int r = http_parse_request(&x->req, x->in, x->in_len, limits());
+            if (r > 0) {
+                x->head_len = (size_t)r;
+                begin_request(c);
+                break;
+            }
+            if (r == HTTP_BAD) {
+                if (log_verbose_on)
+                    vlog("bad request: %d %s", x->req.status, x->req.error ? x->req.error : "");
+                x->head_len = 0;
+                fail(c, x->req.status ? x->req.status : 400);
+                break;
+            }
+            if (x->out_len) { /* answers to earlier pipelined requests go out first */
+                c->state = S_WRITE;
+                break;
+            }
+            if (x->in_len >= x->in_cap) {
+                fail(c, 431);
+                break;
+            }
+            ssize_t n = fill(c);
+            if (n == FH_AGAIN)
+                return CONN_READ;
+            if (n <= 0)
+                return CONN_DONE; /* the client went away mid-head */
+            break;
+        }
+        case S_BODY: {
+            int r = discard_body(c);
+            if (r < 0)
+                break; /* fail() set S_RESPOND */
+            if (r == 1) {
+                c->state = S_RESPOND;
+                break;
+            }
+            ssize_t n = fill(c);
+            if (n == FH_AGAIN)
+                return CONN_READ;
+            if (n <= 0)
+                return CONN_DONE;
+            c->deadline = now_ms() + (uint64_t)cfg.body_timeout;
+            break;
+        }
+        case S_RESPOND:
+            respond(c);
+            if (c->state == S_WRITE)
+                c->deadline = now_ms() + (uint64_t)cfg.write_timeout;
+            break;
+        case S_WRITE: {
+            size_t before = x->out_sent;
+            int r = write_out(c);
+            if (r == CONN_WRITE || r == CONN_READ) {
+                if (r == CONN_WRITE && x->out_sent != before)
+                    c->deadline = now_ms() + (uint64_t)cfg.write_timeout;
+                return r;
+            }
+            if (r < 0)
+                return CONN_DONE;
+            /* everything sent */
+            if (x->respond_after_flush) {
+                x->respond_after_flush = 0;
+                c->state = S_RESPOND;
+                break;
+            }
+            if (x->closing) {
+                if (!x->linger)
+                    return CONN_DONE;
+                shutdown(c->fd, SHUT_WR);
+                x->linger_bytes = 0;
+                c->state = S_LINGER;
+                c->deadline = now_ms() + LINGER_MS;
+                break;
+            }
+            if (x->head_len) { /* a response that was pending (file/stream) is complete */
+                consume_request(x);
+            }
+            if (x->in_len) {
+                c->state = S_HEAD;
+                c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
+            } else {
+                c->state = S_IDLE;
+                c->deadline = now_ms() + (uint64_t)cfg.keepalive_timeout;
+            }
+            break;
+        }
+        case S_LINGER:
+            return linger_step(c);
+        default:
+            return CONN_DONE;
+        }
+    }
+}
+
+void conn_timeout(struct conn *c)
+{
+    struct exchange *x = c->x;
+    switch (c->state) {
+    case S_HEAD:
+        if (x && x->in_len > 0 && !x->out_len) {
+            if (!cfg.quiet)
+                warn("header timeout (%d ms) from a client; answering 408", cfg.header_timeout);
+            x->head_len = 0;
+            fail(c, 408);
+            return;
+        }
+        break;
+    case S_BODY:
+        if (!cfg.quiet)
+            warn("body timeout (%d ms) from a client; answering 408", cfg.body_timeout);
+        fail(c, 408);
+        return;
+    case S_WRITE:
+        if (!cfg.quiet)
+            warn("write timeout (%d ms): the client stopped reading", cfg.write_timeout);
+        break;
+    default:
+        break;
+    }
+    c->state = S_DONE;
+}

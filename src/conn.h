@@ -1,0 +1,51 @@
+/* conn.h - THE connection state machine, shared by every concurrency model.
+ *
+ * A model only decides who runs a connection. It calls conn_step(), which
+ * does all the work it can without blocking (every socket is non-blocking)
+ * and then says what it waits for: CONN_READ or CONN_WRITE on c->wait_fd,
+ * until c->deadline (CLOCK_MONOTONIC ms); or CONN_DONE. When the deadline
+ * passes first, the model calls conn_timeout() and steps again.
+ *
+ *   IDLE -> HEAD -> BODY -> RESPOND -> WRITE -> (HEAD | IDLE | LINGER) -> DONE
+ *
+ * Memory: an idle keep-alive connection holds only struct conn (~100 bytes);
+ * the buffers (struct exchange) come from a per-process free list when bytes
+ * arrive and go back to it when the connection is idle again. */
+#ifndef FH_CONN_H
+#define FH_CONN_H
+
+#include <stdint.h>
+
+#include "net.h"
+
+enum { CONN_DONE = 0, CONN_READ = 1, CONN_WRITE = 2 };
+
+struct exchange;
+
+struct conn {
+    int fd;
+    int wait_fd;           /* what conn_step waits on: fd, or a CGI/app pipe */
+    int state;
+    unsigned nreq;         /* requests begun on this connection */
+    uint64_t deadline;     /* ms, CLOCK_MONOTONIC */
+    union net_addr peer;
+    struct exchange *x;    /* buffers, NULL while idle */
+    void *model;           /* the model's own per-connection data */
+};
+
+uint64_t now_ms(void);
+
+void conn_init(struct conn *c, int fd, const union net_addr *peer);
+/* Serve as far as possible without blocking. Returns CONN_DONE (the model
+ * must call conn_close), CONN_READ or CONN_WRITE. */
+int conn_step(struct conn *c);
+/* The deadline passed: answer 408 or give up, per state. Step again after. */
+void conn_timeout(struct conn *c);
+/* Is the connection between requests (safe to close on a graceful stop)? */
+int conn_is_idle(const struct conn *c);
+/* Release the buffers and close the socket. */
+void conn_close(struct conn *c);
+/* Free the cached buffers of this process (before exit, so LSan sees no leak). */
+void conn_pool_free(void);
+
+#endif

@@ -1,0 +1,257 @@
+/* http_resp.c - status table, response head, error bodies, the Date cache. */
+#include "http_resp.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+const char *http_reason(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: break;
+    }
+    switch (s / 100) {
+    case 1: return "Informational";
+    case 2: return "Success";
+    case 3: return "Redirection";
+    case 4: return "Client Error";
+    default: return "Server Error";
+    }
+}
+
+static const char wday[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char mon[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+void http_date_fmt(time_t t, char *buf)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char tmp[64]; /* roomy: the compiler cannot know the fields are small */
+    snprintf(tmp, sizeof tmp, "%s, %02d %s %04d %02d:%02d:%02d GMT", wday[tm.tm_wday],
+             tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(buf, tmp, 29);
+    buf[29] = 0;
+}
+
+const char *http_date_now(void)
+{
+    /* time() is a vDSO call: no syscall; the string is rebuilt once a second. */
+    static char buf[32];
+    static time_t cached = -1;
+    time_t now = time(NULL);
+    if (now != cached) {
+        http_date_fmt(now, buf);
+        cached = now;
+    }
+    return buf;
+}
+
+static int month_index(const char *m)
+{
+    for (int i = 0; i < 12; i++)
+        if (memcmp(m, mon[i], 3) == 0)
+            return i;
+    return -1;
+}
+
+int http_date_parse(const char *s, size_t len, time_t *out)
+{
+    char buf[64], mname[4] = {0}, wname[16];
+    if (len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int n = 0;
+    /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+    if (sscanf(buf, "%3s, %2d %3s %4d %2d:%2d:%2d GMT%n", wname, &tm.tm_mday, mname,
+               &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) == 7 && n == (int)len) {
+    /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
+    } else if (sscanf(buf, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n", wname, &tm.tm_mday,
+                      mname, &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) == 7 &&
+               n == (int)len) {
+        tm.tm_year += tm.tm_year < 70 ? 2000 : 1900;
+    /* asctime: Sun Nov  6 08:49:37 1994 */
+    } else if (sscanf(buf, "%3s %3s %2d %2d:%2d:%2d %4d%n", wname, mname, &tm.tm_mday,
+                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &tm.tm_year, &n) == 7 &&
+               n == (int)len) {
+    } else {
+        return -1;
+    }
+    tm.tm_mon = month_index(mname);
+    if (tm.tm_mon < 0 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1900)
+        return -1;
+    tm.tm_year -= 1900;
+    *out = timegm(&tm);
+    return 0;
+}
+
+int http_status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+size_t http_build_head(const struct response *r, int keep_alive, int http10, int chunked,
+                       char *out, size_t cap)
+{
+    int n = snprintf(out, cap,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Server: " FH_SERVER "\r\n"
+                     "Date: %s\r\n",
+                     r->status, http_reason(r->status), http_date_now());
+    if (n < 0 || (size_t)n >= cap)
+        return 0;
+    size_t len = (size_t)n;
+#define PUT(...)                                                                               \
+    do {                                                                                       \
+        int k_ = snprintf(out + len, cap - len, __VA_ARGS__);                                  \
+        if (k_ < 0 || (size_t)k_ >= cap - len)                                                 \
+            return 0;                                                                          \
+        len += (size_t)k_;                                                                     \
+    } while (0)
+    if (r->content_type)
+        PUT("Content-Type: %s\r\n", r->content_type);
+    if (chunked)
+        PUT("Transfer-Encoding: chunked\r\n");
+    else if (r->length >= 0 && r->status != 204 && r->status != 304 && r->status >= 200)
+        PUT("Content-Length: %lld\r\n", (long long)r->length);
+    if (r->hdr_len) {
+        if (r->hdr_len >= cap - len)
+            return 0;
+        memcpy(out + len, r->hdr, r->hdr_len);
+        len += r->hdr_len;
+    }
+    if (!keep_alive)
+        PUT("Connection: close\r\n");
+    else if (http10)
+        PUT("Connection: keep-alive\r\n");
+    PUT("\r\n");
+#undef PUT
+    return len;
+}
+
+/* ---- response helpers ---- */
+
+void resp_init(struct response *r)
+{
+    r->status = 200;
+    r->content_type = NULL;
+    r->length = 0;
+    r->body = BODY_NONE;
+    r->mem = NULL;
+    r->mem_free = NULL;
+    r->fd = -1;
+    r->off = 0;
+    memset(&r->stream, 0, sizeof r->stream);
+    r->hdr_len = 0;
+    r->close = 0;
+}
+
+void resp_release(struct response *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    free(r->mem_free);
+    r->mem_free = NULL;
+    if (r->body == BODY_STREAM && r->stream.close)
+        r->stream.close(r->stream.ctx);
+    r->stream.close = NULL;
+    r->body = BODY_NONE;
+}
+
+void resp_header(struct response *r, const char *name, const char *fmt, ...)
+{
+    size_t cap = sizeof r->hdr - r->hdr_len;
+    int n = snprintf(r->hdr + r->hdr_len, cap, "%s: ", name);
+    if (n < 0 || (size_t)n >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(r->hdr + r->hdr_len + n, cap - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (m < 0 || (size_t)(n + m + 2) >= cap)
+        return;
+    memcpy(r->hdr + r->hdr_len + n + m, "\r\n", 2);
+    r->hdr_len += (size_t)(n + m + 2);
+}
+
+void resp_mem(struct response *r, int status, const char *type, const char *body, size_t len)
+{
+    r->status = status;
+    r->content_type = type;
+    r->body = BODY_MEM;
+    r->mem = body;
+    r->length = (int64_t)len;
+}
+
+/* Error pages are built once per status into a small static table. */
+void resp_error(struct response *r, int status)
+{
+    static struct {
+        int status;
+        size_t len;
+        char body[160];
+    } cache[24];
+    size_t i;
+    for (i = 0; i < sizeof cache / sizeof cache[0] && cache[i].status; i++)
+        if (cache[i].status == status)
+            break;
+    if (i == sizeof cache / sizeof cache[0])
+        i = 0; /* table full (cannot happen with our statuses): reuse a slot */
+    if (cache[i].status != status) {
+        const char *reason = http_reason(status);
+        int n = snprintf(cache[i].body, sizeof cache[i].body,
+                         "<html><head><title>%d %s</title></head>"
+                         "<body><h1>%d %s</h1></body></html>\n",
+                         status, reason, status, reason);
+        cache[i].len = (size_t)n < sizeof cache[i].body ? (size_t)n : sizeof cache[i].body - 1;
+        cache[i].status = status;
+    }
+    resp_release(r);
+    r->hdr_len = 0;
+    resp_mem(r, status, "text/html; charset=utf-8", cache[i].body, cache[i].len);
+}

@@ -1,0 +1,204 @@
+/* log.c - warn/die, the --verbose narration, the access log. */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int log_verbose_on;
+
+static void vwarn(const char *fmt, va_list ap)
+{
+    char msg[1024];
+    int saved = errno;
+    int n = snprintf(msg, sizeof msg, "forkhttpd[%d]: ", (int)getpid());
+    n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    if (n > (int)sizeof msg - 80)
+        n = (int)sizeof msg - 80;
+    if (fmt[0] && fmt[strlen(fmt) - 1] == ':')
+        n += snprintf(msg + n, sizeof msg - (size_t)n, " %s", strerror(saved));
+    msg[n++] = '\n';
+    /* One write per line so lines of several processes do not interleave. */
+    ssize_t w = write(STDERR_FILENO, msg, (size_t)n);
+    (void)w;
+    errno = saved;
+}
+
+void warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn(fmt, ap);
+    va_end(ap);
+}
+
+void die(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn(fmt, ap);
+    va_end(ap);
+    exit(status);
+}
+
+void vlog(const char *fmt, ...)
+{
+    if (!log_verbose_on)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(msg, sizeof msg, "[%d] ", (int)getpid());
+    n += vsnprintf(msg + n, sizeof msg - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof msg - 2)
+        n = (int)sizeof msg - 2;
+    msg[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, msg, (size_t)n);
+    (void)w;
+}
+
+void vlog_head(const char *prefix, const char *head, size_t len)
+{
+    if (!log_verbose_on)
+        return;
+    char line[1200];
+    const char *p = head, *end = head + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        size_t l = (size_t)(e - p);
+        if (l && p[l - 1] == '\r')
+            l--;
+        if (l == 0 && nl)
+            break; /* the blank line ending the head */
+        int n = snprintf(line, sizeof line, "[%d] %s", (int)getpid(), prefix);
+        for (size_t i = 0; i < l && n < (int)sizeof line - 5; i++) {
+            unsigned char ch = (unsigned char)p[i];
+            if (ch >= 0x20 && ch < 0x7f)
+                line[n++] = (char)ch;
+            else
+                n += snprintf(line + n, sizeof line - (size_t)n, "\\x%02x", ch);
+        }
+        line[n++] = '\n';
+        ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+        (void)w;
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+}
+
+/* ---- access log ---- */
+
+static int alog_fd = -1;
+static const char *alog_path;
+
+int access_log_open(const char *path)
+{
+    alog_path = path;
+    if (!path)
+        return 0;
+    if (strcmp(path, "-") == 0) {
+        alog_fd = dup(STDOUT_FILENO);
+        if (alog_fd >= 0)
+            fcntl(alog_fd, F_SETFD, FD_CLOEXEC);
+        return alog_fd < 0 ? -1 : 0;
+    }
+    /* O_APPEND: every process's one write() per line lands whole at the end. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "forkhttpd: --access-log: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    alog_fd = fd;
+    return 0;
+}
+
+int access_log_reopen(void)
+{
+    if (!alog_path || strcmp(alog_path, "-") == 0)
+        return 0;
+    int fd = open(alog_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        warn("reopen access log %s:", alog_path);
+        return -1;
+    }
+    dup2(fd, alog_fd); /* keep the number: other code may hold it */
+    fcntl(alog_fd, F_SETFD, FD_CLOEXEC);
+    close(fd);
+    return 0;
+}
+
+int access_log_enabled(void)
+{
+    return alog_fd >= 0;
+}
+
+/* Copy a field, escaping '"', '\\' and non-printables as nginx does (\xHH). */
+static size_t put_escaped(char *out, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    return n;
+}
+
+static const char *clf_time(void)
+{
+    static char buf[40];
+    static time_t cached = -1;
+    time_t now = time(NULL);
+    if (now != cached) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S %z", &tm);
+        cached = now;
+    }
+    return buf;
+}
+
+void access_log_write(const char *peer, const char *rl, size_t rl_len, int status,
+                      uint64_t bytes, const char *ref, size_t ref_len, const char *ua,
+                      size_t ua_len)
+{
+    if (alog_fd < 0)
+        return;
+    char line[4096];
+    size_t n = (size_t)snprintf(line, sizeof line, "%s - - [%s] \"", peer, clf_time());
+    n += put_escaped(line + n, 2048, rl, rl_len);
+    n += (size_t)snprintf(line + n, sizeof line - n, "\" %d ", status);
+    if (bytes)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%llu \"", (unsigned long long)bytes);
+    else
+        n += (size_t)snprintf(line + n, sizeof line - n, "- \"");
+    if (ref_len)
+        n += put_escaped(line + n, 700, ref, ref_len);
+    else
+        line[n++] = '-';
+    line[n++] = '"';
+    line[n++] = ' ';
+    line[n++] = '"';
+    if (ua_len)
+        n += put_escaped(line + n, 700, ua, ua_len);
+    else
+        line[n++] = '-';
+    line[n++] = '"';
+    line[n++] = '\n';
+    ssize_t w = write(alog_fd, line, n);
+    (void)w;
+}

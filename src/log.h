@@ -1,0 +1,27 @@
+/* log.h - diagnostics to stderr, the --verbose narration, the access log. */
+#ifndef FH_LOG_H
+#define FH_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* warn("open %s:", path): a trailing ':' appends ": strerror(errno)". */
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print like warn() and exit with status (2 for usage/config errors). */
+void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+/* --verbose only: the tutorial's narration, "[pid] ..." on stderr. */
+extern int log_verbose_on;
+void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* --verbose only: each line of a head, prefixed (e.g. "< " or "> "). */
+void vlog_head(const char *prefix, const char *head, size_t len);
+
+/* Access log in Combined Log Format; path "-" is stdout. 0 or -1 (message printed). */
+int access_log_open(const char *path);
+int access_log_reopen(void);
+int access_log_enabled(void);
+void access_log_write(const char *peer, const char *request_line, size_t rl_len, int status,
+                      uint64_t bytes, const char *referer, size_t ref_len, const char *ua,
+                      size_t ua_len);
+
+#endif

@@ -1,0 +1,208 @@
+/* model_fork.c - the tutorial's concurrent server (part 3c..3h): a child per
+ * connection.
+ *
+ *   loop {
+ *       fd = accept(listener)         restarted after EINTR (SIGCHLD interrupts it)
+ *       pid = fork()
+ *       child:  close(listener); serve(fd); _exit(0)
+ *       parent: close(fd)             else the parent leaks one fd per client and
+ *   }                                 the client never sees EOF
+ *
+ *   SIGCHLD -> reap with waitpid(-1, &st, WNOHANG) in a loop: signals are not
+ *   queued, so one SIGCHLD may stand for many finished children; without the
+ *   reaping every finished child stays a zombie.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "model.h"
+#include "sig.h"
+
+/* The children alive, for the graceful stop. Changed by the SIGCHLD handler,
+ * so the main loop changes it only with SIGCHLD blocked. */
+static pid_t *children;
+static volatile sig_atomic_t live_children;
+static int children_cap;
+
+static size_t put_str(char *buf, size_t n, const char *s)
+{
+    while (*s)
+        buf[n++] = *s++;
+    return n;
+}
+
+static size_t put_uint(char *buf, size_t n, unsigned v)
+{
+    char tmp[12];
+    int k = 0;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (k)
+        buf[n++] = tmp[--k];
+    return n;
+}
+
+/* "[ppid] reaped child PID, exit status N" for --verbose, async-signal-safe:
+ * no printf inside a signal handler. */
+static void say_reaped(pid_t pid, int status)
+{
+    char buf[128];
+    size_t n = put_str(buf, 0, "[");
+    n = put_uint(buf, n, (unsigned)getpid());
+    n = put_str(buf, n, "] reaped child PID ");
+    n = put_uint(buf, n, (unsigned)pid);
+    if (WIFEXITED(status)) {
+        n = put_str(buf, n, ", exit status ");
+        n = put_uint(buf, n, (unsigned)WEXITSTATUS(status));
+    } else {
+        n = put_str(buf, n, ", killed by signal ");
+        n = put_uint(buf, n, (unsigned)WTERMSIG(status));
+    }
+    buf[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, n);
+    (void)w;
+}
+
+static void reap_children(int signo)
+{
+    (void)signo;
+    int saved_errno = errno; /* waitpid may change errno under the interrupted code */
+    pid_t pid;
+    int status;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < live_children; i++) {
+            if (children[i] == pid) {
+                children[i] = children[live_children - 1];
+                live_children--;
+                break;
+            }
+        }
+        if (log_verbose_on)
+            say_reaped(pid, status);
+    }
+    errno = saved_errno;
+}
+
+/* fork() failed (EAGAIN: process limit; ENOMEM): tell this client, go on. */
+static void refuse(int fd)
+{
+    static const char msg[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Server: " FH_SERVER "\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 20\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "Service Unavailable\n";
+    ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+}
+
+/* Graceful stop: the children finish their connections (they got the same
+ * SIGTERM if it came from a terminal or a process group; forward it anyway);
+ * after --grace the rest are killed. */
+static void wait_children(sigset_t *chld)
+{
+    sigprocmask(SIG_BLOCK, chld, NULL);
+    for (int i = 0; i < live_children; i++)
+        kill(children[i], SIGTERM);
+    sigprocmask(SIG_UNBLOCK, chld, NULL);
+    uint64_t end = now_ms() + (uint64_t)cfg.grace;
+    while (live_children > 0 && now_ms() < end)
+        poll(NULL, 0, 10); /* SIGCHLD interrupts the sleep and reaps */
+    sigprocmask(SIG_BLOCK, chld, NULL);
+    if (live_children > 0)
+        warn("%d children still running after --grace; killing them", (int)live_children);
+    for (int i = 0; i < live_children; i++)
+        kill(children[i], SIGKILL);
+    sigprocmask(SIG_UNBLOCK, chld, NULL);
+    while (live_children > 0)
+        poll(NULL, 0, 10);
+    free(children);
+    children = NULL;
+}
+
+int model_fork(int lfd)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = reap_children;
+    sigemptyset(&sa.sa_mask);
+    /* no SA_RESTART: accept() returns EINTR when a child is reaped, and we
+     * restart it ourselves - the lesson of part 3 */
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+
+    while (!sig_stop) {
+        if (sig_reopen) {
+            sig_reopen = 0;
+            access_log_reopen();
+        }
+        union net_addr peer;
+        int fd = net_accept(lfd, &peer);
+        if (fd < 0) {
+            if (errno == EINTR && log_verbose_on && !sig_stop)
+                vlog("accept interrupted by a signal (EINTR); restarting it");
+            accept_error(errno);
+            continue;
+        }
+        char ip[INET6_ADDRSTRLEN];
+        int port = 0;
+        if (log_verbose_on) {
+            net_addr_str(&peer, ip, sizeof ip, &port);
+            vlog("accepted connection from %s port %d (fd %d)", ip, port, fd);
+        }
+        /* keep SIGCHLD out while the child is counted, so the count never goes negative */
+        sigprocmask(SIG_BLOCK, &chld, &old);
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* the child: the listening socket is the parent's business */
+            close(lfd);
+            signal(SIGCHLD, SIG_DFL);
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
+                 (int)getppid());
+            serve_connection(fd, &peer);
+            _exit(0);
+        }
+        if (pid > 0) {
+            if (live_children == children_cap) {
+                int cap = children_cap ? children_cap * 2 : 256;
+                pid_t *n = realloc(children, (size_t)cap * sizeof *n);
+                if (n) {
+                    children = n;
+                    children_cap = cap;
+                }
+            }
+            if (live_children < children_cap)
+                children[live_children++] = pid;
+        }
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (pid < 0) {
+            warn("fork:");
+            refuse(fd);
+        } else {
+            vlog("forked child PID %d; parent closes its copy of fd %d", (int)pid, fd);
+        }
+        /* the parent: the child owns the connection now */
+        close(fd);
+    }
+    wait_children(&chld);
+    return 0;
+}

@@ -1,0 +1,39 @@
+/* model_iterative.c - the tutorial's first server (parts 1-3a/3b):
+ *
+ *   socket -> bind -> listen(backlog) -> loop { accept; serve; close }
+ *
+ * One client at a time: while one connection is served (keep-alive included,
+ * bounded by --keepalive-timeout), the next ones wait in the listen queue,
+ * whose length is the backlog. */
+#include <errno.h>
+#include <stdio.h>
+
+#include "conn.h"
+#include "log.h"
+#include "model.h"
+#include "sig.h"
+
+int model_iterative(int lfd)
+{
+    while (!sig_stop) {
+        if (sig_reopen) {
+            sig_reopen = 0;
+            access_log_reopen();
+        }
+        union net_addr peer;
+        int fd = net_accept(lfd, &peer);
+        if (fd < 0) {
+            accept_error(errno); /* EINTR: a signal arrived; the loop looks at the flags */
+            continue;
+        }
+        if (log_verbose_on) {
+            char ip[INET6_ADDRSTRLEN];
+            int port;
+            net_addr_str(&peer, ip, sizeof ip, &port);
+            vlog("accepted connection from %s port %d (fd %d)", ip, port, fd);
+        }
+        serve_connection(fd, &peer); /* closes fd */
+        vlog("connection closed");
+    }
+    return 0;
+}

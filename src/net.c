@@ -1,0 +1,86 @@
+/* net.c - listening and accepting sockets. */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int net_listen(const char *host, int port, int backlog, int *bound_port)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "forkhttpd: --host %s: %s\n", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        /* Restart on the same port at once, though old connections sit in TIME_WAIT. */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        fprintf(stderr, "forkhttpd: cannot listen on %s port %d: %s\n", host, port, strerror(err));
+        return -1;
+    }
+    union net_addr a;
+    socklen_t len = sizeof a;
+    getsockname(fd, &a.sa, &len);
+    *bound_port = ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in4.sin_port);
+    return fd;
+}
+
+int net_accept(int lfd, union net_addr *peer)
+{
+    socklen_t len = sizeof *peer;
+    int fd = accept4(lfd, &peer->sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+        int one = 1;
+        /* Responses are written whole (head and small body in one write):
+         * Nagle would only delay the last segment of a pipelined batch. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    return fd;
+}
+
+void net_addr_str(const union net_addr *a, char *buf, size_t cap, int *port)
+{
+    if (a->sa.sa_family == AF_INET6) {
+        const struct in6_addr *ip = &a->in6.sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(ip))
+            inet_ntop(AF_INET, &ip->s6_addr[12], buf, (socklen_t)cap);
+        else
+            inet_ntop(AF_INET6, ip, buf, (socklen_t)cap);
+        if (port)
+            *port = ntohs(a->in6.sin6_port);
+    } else if (a->sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &a->in4.sin_addr, buf, (socklen_t)cap);
+        if (port)
+            *port = ntohs(a->in4.sin_port);
+    } else {
+        snprintf(buf, cap, "-");
+        if (port)
+            *port = 0;
+    }
+}

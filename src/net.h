@@ -1,0 +1,28 @@
+/* net.h - the only file that calls socket/bind/listen/accept. */
+#ifndef FH_NET_H
+#define FH_NET_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+/* A peer or local address, small enough to keep per connection. */
+union net_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+};
+
+/* socket -> SO_REUSEADDR -> bind -> listen(backlog). Returns the listening fd
+ * (close-on-exec, blocking) and stores the bound port (for --port 0) in
+ * *bound_port, or prints one line and returns -1. */
+int net_listen(const char *host, int port, int backlog, int *bound_port);
+
+/* accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC: every connection socket is
+ * non-blocking (the core never blocks in a syscall) and not inherited by CGI
+ * programs. Returns the fd or -1 with errno. */
+int net_accept(int lfd, union net_addr *peer);
+
+/* "1.2.3.4" / "::1" (IPv4-mapped IPv6 shown as IPv4) and the port. */
+void net_addr_str(const union net_addr *a, char *buf, size_t cap, int *port);
+
+#endif

@@ -1,0 +1,53 @@
+/* router.c - pick the handler for a request. Order: longest prefix wins
+ * among --app, --cgi and the static root ("/"); on equal prefixes the mount
+ * given first on the command line wins. */
+#include "router.h"
+
+#include <string.h>
+
+const struct mount *router_match(const char *path, size_t len)
+{
+    const struct mount *best = NULL;
+    for (int i = 0; i < cfg.nmounts; i++) {
+        const struct mount *m = &cfg.mounts[i];
+        size_t pl = m->prefix_len;
+        if (pl == 1) { /* "/" matches everything */
+            if (!best)
+                best = m;
+            continue;
+        }
+        if (len < pl || memcmp(path, m->prefix, pl) != 0 || (len > pl && path[pl] != '/'))
+            continue;
+        if (!best || pl > best->prefix_len)
+            best = m;
+    }
+    return best;
+}
+
+void router_handle(struct request *req, char *pathbuf, size_t cap, struct response *resp)
+{
+    const struct http_req *h = req->h;
+    if (h->target_form == HTTP_TF_ASTERISK) { /* OPTIONS * : the server as a whole */
+        resp->status = 200;
+        resp->length = 0;
+        resp_header(resp, "Allow", "GET, HEAD, POST, OPTIONS");
+        return;
+    }
+    if (h->target_form == HTTP_TF_AUTHORITY) { /* CONNECT: we are not a proxy */
+        resp_error(resp, 405);
+        resp_header(resp, "Allow", "GET, HEAD, POST, OPTIONS");
+        return;
+    }
+    int n = http_normalize_path(h->path.p, h->path.len, pathbuf, cap);
+    if (n < 0) {
+        resp_error(resp, 400);
+        return;
+    }
+    req->path = pathbuf;
+    req->path_len = (size_t)n;
+    req->mount = router_match(pathbuf, (size_t)n);
+    switch (req->mount->kind) {
+    case MOUNT_STATIC: h_static(req, resp); break;
+    default: resp_error(resp, 501); break;
+    }
+}

@@ -1,0 +1,17 @@
+/* sig.h - signal handlers that only set flags (async-signal-safe by design). */
+#ifndef FH_SIG_H
+#define FH_SIG_H
+
+#include <signal.h>
+
+extern volatile sig_atomic_t sig_stop;   /* SIGTERM/SIGINT: graceful stop */
+extern volatile sig_atomic_t sig_reload; /* SIGHUP */
+extern volatile sig_atomic_t sig_reopen; /* SIGUSR1: reopen the access log */
+
+/* TERM/INT/HUP/USR1 set the flags above (no SA_RESTART: blocking calls return
+ * EINTR so loops see the flag); SIGPIPE is ignored (EPIPE from write instead). */
+void sig_install(void);
+/* In a child about to exec: default dispositions and an empty mask. */
+void sig_reset_for_exec(void);
+
+#endif
