@@ -2,6 +2,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,14 @@
 #include "log.h"
 #include "router.h"
 #include "sig.h"
+#include "supervise.h"
 
 enum {
     S_IDLE,    /* between requests: no buffers, waiting for the first byte */
     S_HEAD,    /* reading and parsing a request head */
     S_BODY,    /* reading (and discarding) the request body */
+    S_SPOOL,   /* reading the request body into a temporary file for the handler */
+    S_PREPARE, /* the handler ran; its response head is not known yet (CGI) */
     S_RESPOND, /* the handler ran; put the response head (and small body) into out */
     S_WRITE,   /* sending out, then the pending body (file, big memory, stream) */
     S_LINGER,  /* sent a final response while input may still arrive: drain, then close */
@@ -54,6 +58,7 @@ struct exchange {
     int chunked_out;   /* frame the stream body as chunked */
     int is_head;
     int respond_after_flush; /* out was too full to take the next response head */
+    int spool_fd;      /* the request body for the handler (S_SPOOL), or -1 */
     size_t linger_bytes;
     char path[PATH_MAX];
     char *in;
@@ -89,14 +94,23 @@ static struct exchange *x_get(void)
     x->out_len = x->out_sent = 0;
     x->head_len = 0;
     x->closing = x->linger = x->pending = x->respond_after_flush = 0;
+    x->spool_fd = -1;
     resp_init(&x->resp);
     http_req_init(&x->req);
     return x;
 }
 
+static void spool_close(struct exchange *x)
+{
+    if (x->spool_fd >= 0)
+        close(x->spool_fd);
+    x->spool_fd = -1;
+}
+
 static void x_put(struct exchange *x)
 {
     resp_release(&x->resp);
+    spool_close(x);
     if (free_count >= 64) { /* keep a few for reuse: no malloc per request */
         free(x);
         return;
@@ -137,6 +151,19 @@ void conn_close(struct conn *c)
         close(c->fd);
     c->fd = -1;
     c->state = S_DONE;
+}
+
+#define STOP_LAST_CHANCE_MS 1000
+
+void conn_stop_soon(struct conn *c)
+{
+    if (c->state != S_IDLE)
+        return; /* in flight: it finishes, with "Connection: close" */
+    uint64_t ms = (uint64_t)cfg.keepalive_timeout < STOP_LAST_CHANCE_MS ? (uint64_t)cfg.keepalive_timeout
+                                                                          : STOP_LAST_CHANCE_MS;
+    uint64_t end = now_ms() + ms;
+    if (c->deadline > end)
+        c->deadline = end;
 }
 
 int conn_is_idle(const struct conn *c)
@@ -185,6 +212,7 @@ static void consume_request(struct exchange *x)
     x->in_len -= used;
     x->head_len = 0;
     http_req_init(&x->req);
+    spool_close(x);
 }
 
 static void log_access(struct conn *c, struct exchange *x, int status, uint64_t bytes)
@@ -225,12 +253,73 @@ static void fail(struct conn *c, int status)
 
 /* ---- the request: after the head is parsed ---- */
 
+/* An unlinked temporary file: bodies of any size in constant memory, and a
+ * plain file a CGI program can read as its stdin (no pipe to deadlock on). */
+static int spool_open(void)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != ENOENT))
+        return fd;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/forkhttpd-body-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+static void fail(struct conn *c, int status);
+
+static int start_spool(struct conn *c)
+{
+    struct exchange *x = c->x;
+    x->spool_fd = spool_open();
+    if (x->spool_fd < 0) {
+        warn("cannot create a temporary file for a request body:");
+        fail(c, 503);
+        return -1;
+    }
+    if (x->req.expect_continue && x->req.version_minor == 1) {
+        /* the client waits for this before it sends the body; it fits in any
+         * socket buffer, so a direct send either goes whole or the peer is gone */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof cont - 1)) {
+            fail(c, 400);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Run the handler; a deferred head (CGI) goes through S_PREPARE. */
+static void call_handler(struct conn *c)
+{
+    struct exchange *x = c->x;
+    router_call(&x->rq, &x->resp);
+    if (x->resp.deferred.prepare) {
+        c->state = S_PREPARE;
+        c->deadline = now_ms() + (uint64_t)(x->resp.timeout_ms ? x->resp.timeout_ms
+                                                                : cfg.write_timeout);
+    } else {
+        c->state = S_RESPOND;
+    }
+}
+
 static void begin_request(struct conn *c)
 {
     struct exchange *x = c->x;
     struct http_req *r = &x->req;
     c->nreq++;
     vlog_head("< ", x->in, x->head_len);
+    if (sb_self) { /* for the master's crash report and the status counters */
+        sb_self->requests++;
+        const char *rl = x->req.method.p;
+        const char *e = memchr(rl, '\r', (size_t)(x->in + x->head_len - rl));
+        sb_note_request(rl, e ? (size_t)(e - rl) : 0);
+    }
 
     x->keep_alive = r->keep_alive && c->nreq < cfg.max_keepalive_requests && !sig_stop;
     x->is_head = r->m == HTTP_M_HEAD;
@@ -253,11 +342,29 @@ static void begin_request(struct conn *c)
     x->rq.path_len = 0;
     x->rq.mount = NULL;
     x->rq.peer = &c->peer;
-    x->rq.local = NULL;
-    router_handle(&x->rq, x->path, sizeof x->path, &x->resp);
+    x->rq.body_fd = -1;
+    x->rq.body_len = 0;
+    x->rq.crash_fd = c->fd;
+    x->rq.crash_ok = x->out_len == 0;
+    int routed = router_route(&x->rq, x->path, sizeof x->path, &x->resp);
+    if (routed && x->rq.mount->kind != MOUNT_STATIC) {
+        socklen_t len = sizeof x->rq.local;
+        if (getsockname(c->fd, &x->rq.local.sa, &len) < 0)
+            memset(&x->rq.local, 0, sizeof x->rq.local);
+    }
+    if (routed && router_wants_body(x->rq.mount) && x->body_left != 0) {
+        if (start_spool(c) < 0)
+            return;
+        c->state = S_SPOOL;
+        c->deadline = now_ms() + (uint64_t)cfg.body_timeout;
+        return;
+    }
+    c->state = S_RESPOND;
+    if (routed)
+        call_handler(c); /* S_RESPOND, or S_PREPARE for a deferred head */
 
     if (x->body_left == 0) {
-        c->state = S_RESPOND;
+        return;
     } else if (r->expect_continue) {
         /* The client waits for "100 Continue" before sending the body; no
          * handler here wants it, so answer now and close instead. */
@@ -269,15 +376,37 @@ static void begin_request(struct conn *c)
     }
 }
 
-/* Read and discard the body so the next request on the connection is found.
- * Returns 1 when done, 0 when more input is needed, -1 on failure (state set). */
-static int discard_body(struct conn *c)
+/* Write body bytes to the spool file (when spooling). 0 or -1 (state set). */
+static int sink(struct conn *c, const char *p, size_t n)
+{
+    struct exchange *x = c->x;
+    while (x->spool_fd >= 0 && n > 0) {
+        ssize_t w = write(x->spool_fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            warn("writing a request body to a temporary file:");
+            fail(c, 503);
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Read the body (into the spool file, or discarded) so the next request on
+ * the connection is found. Returns 1 when done, 0 when more input is needed,
+ * -1 on failure (state set). */
+static int read_body(struct conn *c)
 {
     struct exchange *x = c->x;
     size_t off = x->head_len;
     size_t avail = x->in_len - off;
     if (x->body_left > 0) {
         size_t take = avail < (uint64_t)x->body_left ? avail : (size_t)x->body_left;
+        if (sink(c, x->in + off, take) < 0)
+            return -1;
         memmove(x->in + off, x->in + off + take, avail - take);
         x->in_len -= take;
         x->body_left -= (int64_t)take;
@@ -294,6 +423,8 @@ static int discard_body(struct conn *c)
         fail(c, 413);
         return -1;
     }
+    if (sink(c, x->in + off, len) < 0)
+        return -1;
     if (rc == HTTP_AGAIN) {
         x->in_len = off;
         return 0;
@@ -376,8 +507,10 @@ static void respond(struct conn *c)
     c->state = S_WRITE;
 }
 
+#define WRITE_ALL_SENT 3
+
 /* Send out[], then the pending body. Returns CONN_WRITE/CONN_READ to wait,
- * -1 on a dead connection, 1 when everything is sent. */
+ * -1 on a dead connection, WRITE_ALL_SENT when everything is sent. */
 static int write_out(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -419,7 +552,7 @@ static int write_out(struct conn *c)
             continue;
         }
         if (!x->pending)
-            return 1;
+            return WRITE_ALL_SENT;
         if (rs->body == BODY_MEM) {
             ssize_t w = send(c->fd, rs->mem, (size_t)rs->length, MSG_NOSIGNAL);
             if (w < 0) {
@@ -487,7 +620,7 @@ static int write_out(struct conn *c)
             }
             continue;
         }
-        return 1;
+        return WRITE_ALL_SENT;
     }
 }
 
@@ -522,8 +655,6 @@ int conn_step(struct conn *c)
         struct exchange *x = c->x;
         switch (c->state) {
         case S_IDLE: {
-            if (sig_stop && c->nreq > 0)
-                return CONN_DONE; /* graceful stop: idle keep-alive connections go */
             if (!x) {
                 x = c->x = x_get();
                 if (!x)
@@ -571,10 +702,18 @@ int conn_step(struct conn *c)
                 return CONN_DONE; /* the client went away mid-head */
             break;
         }
-        case S_BODY: {
-            int r = discard_body(c);
+        case S_BODY:
+        case S_SPOOL: {
+            int r = read_body(c);
             if (r < 0)
                 break; /* fail() set S_RESPOND */
+            if (r == 1 && c->state == S_SPOOL) {
+                x->rq.body_len = lseek(x->spool_fd, 0, SEEK_CUR);
+                lseek(x->spool_fd, 0, SEEK_SET);
+                x->rq.body_fd = x->spool_fd;
+                call_handler(c);
+                break;
+            }
             if (r == 1) {
                 c->state = S_RESPOND;
                 break;
@@ -585,6 +724,22 @@ int conn_step(struct conn *c)
             if (n <= 0)
                 return CONN_DONE;
             c->deadline = now_ms() + (uint64_t)cfg.body_timeout;
+            break;
+        }
+        case S_PREPARE: {
+            int wfd = -1;
+            int r = x->resp.deferred.prepare(x->resp.deferred.ctx, &x->resp, &wfd);
+            if (r == FH_AGAIN) {
+                c->wait_fd = wfd;
+                return CONN_READ;
+            }
+            x->resp.deferred.prepare = NULL;
+            if (r < 0) {
+                int st = x->resp.status >= 500 ? x->resp.status : 502;
+                fail(c, st);
+                break;
+            }
+            c->state = S_RESPOND;
             break;
         }
         case S_RESPOND:
@@ -651,9 +806,17 @@ void conn_timeout(struct conn *c)
         }
         break;
     case S_BODY:
+    case S_SPOOL:
         if (!cfg.quiet)
             warn("body timeout (%d ms) from a client; answering 408", cfg.body_timeout);
         fail(c, 408);
+        return;
+    case S_PREPARE:
+        if (!cfg.quiet)
+            warn("handler timeout (%d ms): no response head; answering 504",
+                 x->resp.timeout_ms);
+        x->resp.deferred.prepare = NULL;
+        fail(c, 504);
         return;
     case S_WRITE:
         if (!cfg.quiet)

@@ -43,6 +43,10 @@ int conn_step(struct conn *c);
 void conn_timeout(struct conn *c);
 /* Is the connection between requests (safe to close on a graceful stop)? */
 int conn_is_idle(const struct conn *c);
+/* Graceful stop: an idle keep-alive connection gets a short last chance
+ * (its next request is answered with "Connection: close" instead of racing
+ * a reset), then ends. */
+void conn_stop_soon(struct conn *c);
 /* Release the buffers and close the socket. */
 void conn_close(struct conn *c);
 /* Free the cached buffers of this process (before exit, so LSan sees no leak). */

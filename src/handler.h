@@ -18,7 +18,20 @@ struct request {
     size_t path_len;
     const struct mount *mount;  /* the mount that matched (router.c) */
     const union net_addr *peer;
-    const union net_addr *local;
+    union net_addr local;       /* the server's address of this connection */
+    /* The request body, de-chunked and complete, for mounts that take one
+     * (CGI, apps): a file open for reading at offset 0 (an unlinked temporary
+     * file, so a large body is never held in memory), or -1 when there is no
+     * body. Owned by the core: a handler may read it, dup it, or give it to a
+     * child process, but never closes it. */
+    int body_fd;
+    int64_t body_len;
+    /* The client socket, ONLY for a crash handler's last-resort 500 (h_app.c).
+     * Handlers never read or write it. */
+    int crash_fd;
+    /* Has any byte of an earlier response on this connection not been sent?
+     * (a crash answer must not interleave with it) */
+    int crash_ok;
 };
 
 enum body_kind { BODY_NONE, BODY_MEM, BODY_FILE, BODY_STREAM };
@@ -37,6 +50,20 @@ struct body_stream {
 
 #define RESP_HDR_CAP 2048
 
+/* A response whose head is not known yet (CGI: the script's header lines come
+ * first). The core calls prepare() before it writes the head:
+ *   0        resp is complete (status, headers, body source): go on;
+ *   FH_AGAIN wait until *wait_fd is readable, then call again (until the
+ *            deadline of --cgi-timeout: then close() is called and the client
+ *            gets 504);
+ *   -1       failed: close() is called; the client gets resp->status if the
+ *            handler set an error status (>= 500), else 502. */
+struct response;
+struct deferred {
+    int (*prepare)(void *ctx, struct response *resp, int *wait_fd);
+    void *ctx; /* the same ctx as the body stream's, usually */
+};
+
 struct response {
     int status;
     const char *content_type;  /* static string, or NULL for none */
@@ -50,6 +77,9 @@ struct response {
     char hdr[RESP_HDR_CAP];    /* extra header lines, "Name: value\r\n" each */
     size_t hdr_len;
     int close;                 /* close the connection after this response */
+    struct deferred deferred;  /* prepare != NULL: the head comes later */
+    int timeout_ms;            /* while deferred / streaming: the handler's own
+                                  timeout (e.g. --cgi-timeout); 0: write timeout */
 };
 
 typedef void (*handler_fn)(const struct request *req, struct response *resp);
@@ -64,7 +94,11 @@ void resp_header(struct response *r, const char *name, const char *fmt, ...)
 void resp_error(struct response *r, int status);
 void resp_mem(struct response *r, int status, const char *type, const char *body, size_t len);
 
-/* The handlers. */
+/* The handlers. A handler runs once per request, after the body (if its
+ * mount takes one) has been received; it must not block for long: in the
+ * event model it runs inside a worker's loop. */
 void h_static(const struct request *req, struct response *resp);
+void h_cgi(const struct request *req, struct response *resp);
+void h_app(const struct request *req, struct response *resp);
 
 #endif

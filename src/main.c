@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -15,6 +16,8 @@
 static const struct model models[] = {
     {"iterative", model_iterative, 0},
     {"fork", model_fork, 0},
+    {"prefork", model_prefork, 1},
+    {"event", model_event, 1},
 };
 
 const struct model *model_find(const char *name)
@@ -37,6 +40,7 @@ const char *model_names(void)
 int main(int argc, char **argv)
 {
     config_parse(argc, argv);
+    tzset(); /* read the zone once here, not in every forked child */
     log_verbose_on = cfg.verbose;
 
     const struct model *model = model_find(cfg.model);

@@ -16,6 +16,8 @@ const char *model_names(void);
 
 int model_iterative(int lfd);
 int model_fork(int lfd);
+int model_prefork(int lfd);
+int model_event(int lfd);
 
 /* serve.c: run one connection to completion in this process, waiting with
  * poll() for what conn_step asks (the blocking models: iterative, fork, prefork). */

@@ -29,8 +29,8 @@ void serve_connection(int fd, const union net_addr *peer)
         int n = poll(&p, 1, (int)(c.deadline - now));
         if (n < 0 && errno != EINTR)
             break;
-        if (n < 0 && sig_stop && conn_is_idle(&c))
-            break; /* graceful stop: an idle keep-alive connection just ends */
+        if (n < 0 && sig_stop)
+            conn_stop_soon(&c);
         /* n == 0: the deadline passed; the next round calls conn_timeout */
     }
     conn_close(&c);

@@ -1,0 +1,8 @@
+/* h_app.c - C apps loaded as FILE.so:SYMBOL. Placeholder until the gateway lands. */
+#include "handler.h"
+
+void h_app(const struct request *req, struct response *resp)
+{
+    (void)req;
+    resp_error(resp, 501);
+}
