@@ -6,3 +6,20 @@ void h_app(const struct request *req, struct response *resp)
     (void)req;
     resp_error(resp, 501);
 }
+
+int h_app_load(void)
+{
+    return 0;
+}
+
+void h_app_unload(void)
+{
+}
+
+void h_worker_start(void)
+{
+}
+
+void h_worker_stop(void)
+{
+}

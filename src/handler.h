@@ -101,4 +101,15 @@ void h_static(const struct request *req, struct response *resp);
 void h_cgi(const struct request *req, struct response *resp);
 void h_app(const struct request *req, struct response *resp);
 
+/* Process life cycle of the gateways (h_app.c, h_cgi.c):
+ * h_app_load: at startup, before listening: dlopen every --app and check it;
+ *   on failure prints one line and returns -1 (the server exits with 2).
+ * h_worker_start / h_worker_stop: in each process that serves requests,
+ *   after fork (iterative: the server itself; fork: each child; prefork and
+ *   event: each worker) - apps' init/fini run here. */
+int h_app_load(void);
+void h_app_unload(void);
+void h_worker_start(void);
+void h_worker_stop(void);
+
 #endif

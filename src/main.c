@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 #include "model.h"
 #include "net.h"
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
     }
     if (access_log_open(cfg.access_log) < 0)
         return 2;
+    if (h_app_load() < 0)
+        return 2;
 
     int port = 0;
     int lfd = net_listen(cfg.host, cfg.port, cfg.backlog, &port);
@@ -79,6 +82,7 @@ int main(int argc, char **argv)
 
     close(lfd);
     conn_pool_free();
+    h_app_unload();
     config_free();
     return rc;
 }

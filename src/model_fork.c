@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 #include "model.h"
 #include "sig.h"
@@ -178,7 +179,9 @@ int model_fork(int lfd)
             sigprocmask(SIG_SETMASK, &old, NULL);
             vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
                  (int)getppid());
+            h_worker_start();
             serve_connection(fd, &peer);
+            h_worker_stop();
             _exit(0);
         }
         if (pid > 0) {

@@ -9,12 +9,14 @@
 #include <stdio.h>
 
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 #include "model.h"
 #include "sig.h"
 
 int model_iterative(int lfd)
 {
+    h_worker_start();
     while (!sig_stop) {
         if (sig_reopen) {
             sig_reopen = 0;
@@ -35,5 +37,6 @@ int model_iterative(int lfd)
         serve_connection(fd, &peer); /* closes fd */
         vlog("connection closed");
     }
+    h_worker_stop();
     return 0;
 }

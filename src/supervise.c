@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 #include "sig.h"
 
@@ -106,7 +107,10 @@ static void worker_main(int slot)
     sigprocmask(SIG_SETMASK, &none, NULL);
 
     sb_self = &sb->slot[slot];
+    h_worker_start();
     int rc = model->worker(listen_fd);
+    h_worker_stop();
+    h_app_unload();
     sb_self->state = SB_FREE;
     conn_pool_free();
     config_free();
