@@ -55,7 +55,7 @@ $(BUILD)/%.so: apps/%.c include/forkhttpd_app.h | $(BUILD)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) | $(BUILD)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 $(BUILD) $(BUILD)/obj $(BUILD)/obj/forkload $(BUILD)/tests:
 	mkdir -p $@

@@ -11,7 +11,7 @@
 
 int log_verbose_on;
 
-static void vwarn(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vwarn(const char *fmt, va_list ap)
 {
     char msg[1024];
     int saved = errno;
