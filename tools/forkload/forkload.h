@@ -1,0 +1,74 @@
+/* forkload.h - shared between the parent (main.c) and the client processes
+ * (client.c): the run configuration, the counters, and the pipe records the
+ * clients report through. */
+#ifndef FORKLOAD_H
+#define FORKLOAD_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hist.h"
+
+#define FORKLOAD_VERSION "1.0"
+
+/* Per-client counters; the parent sums them. Every finished request lands in
+ * exactly one of OK, 4XX, 5XX or one ERR_* counter, and in REQUESTS. */
+enum stat_id {
+    ST_REQUESTS,
+    ST_OK,            /* 2xx and 3xx */
+    ST_4XX,
+    ST_5XX,
+    ST_ERR_REFUSED,   /* connect refused / unreachable */
+    ST_ERR_RESET,     /* RST, EPIPE, or closed before any response byte */
+    ST_ERR_TIMEOUT,   /* connect or response took longer than --timeout */
+    ST_ERR_MALFORMED, /* response violated HTTP/1.1 or was truncated */
+    ST_ERR_OTHER,     /* anything else, including 1xx/6xx+ final statuses */
+    ST_CONN_OPENED,
+    ST_CONN_FAILED,
+    ST_BYTES,         /* bytes received, headers included */
+    ST_END_NS,        /* CLOCK_MONOTONIC time the client stopped */
+    ST_COUNT
+};
+
+struct config {
+    const char *url;
+    char *host_header;             /* "host[:port]" for the Host header */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    long clients, conns, requests, pipeline;
+    double duration, timeout, hold; /* seconds; 0 = not set */
+    int keepalive, json, is_head;
+    char *req;                     /* one request, built once */
+    size_t req_len;
+    char *reqs;                    /* `pipeline` copies back to back, so a
+                                      burst of requests is one send() */
+    size_t reqs_len;
+};
+
+/* Clients talk to the parent in fixed 16-byte records, written in batches of
+ * at most PIPE_BUF bytes so each batch arrives whole. */
+struct rec {
+    uint32_t type;
+    uint32_t idx;
+    uint64_t val;
+};
+enum rec_type {
+    REC_PROGRESS = 1, /* idx 0: requests so far, 1: errors so far */
+    REC_STAT,         /* idx: enum stat_id */
+    REC_HIST,         /* idx: bucket, val: count (non-zero buckets only) */
+    REC_HMIN,
+    REC_HMAX,
+    REC_END,          /* the report is complete */
+};
+
+/* Set by SIGINT/SIGTERM in both the parent and the clients. */
+extern volatile sig_atomic_t g_stop;
+
+uint64_t now_ns(void);
+/* Run one client process's load to completion and report it on out_fd.
+ * start_ns is the common start time (for --duration and --hold). */
+int client_run(const struct config *cfg, uint64_t start_ns, int out_fd);
+
+#endif
