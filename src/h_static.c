@@ -66,7 +66,9 @@ static const char *mime_type(const char *path, size_t len)
 
 /* Open rel (no leading '/') beneath the root directory fd. The kernel refuses
  * any resolution that leaves the root, '..' or a symlink pointing outside
- * included (RESOLVE_BENEATH); symlinks inside the root work. */
+ * included (RESOLVE_BENEATH). It also refuses absolute symlinks, even those
+ * that point back inside the root: for those (EXDEV) we open normally and
+ * check where the file really is. */
 static int open_beneath(int dirfd, const char *rel)
 {
     struct open_how how;
@@ -75,9 +77,9 @@ static int open_beneath(int dirfd, const char *rel)
     how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
-    if (fd >= 0 || errno != ENOSYS)
+    if (fd >= 0 || (errno != ENOSYS && errno != EXDEV))
         return fd;
-    /* Kernels before 5.6: open, then check where it really is. */
+    /* Kernels before 5.6, or an absolute symlink: open, then check where it is. */
     fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -1;

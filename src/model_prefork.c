@@ -56,8 +56,8 @@ static int prefork_worker(int lfd)
 
 static int idle_ticks;
 
-/* On every master wake-up: grow when nobody is idle, shrink slowly when
- * more than one worker above --workers has been idle for 2 s. */
+/* On every master wake-up: grow when nobody is idle, shrink when workers
+ * above --workers have been idle for 2 s. */
 static void prefork_balance(void)
 {
     int idle;
@@ -68,9 +68,12 @@ static void prefork_balance(void)
         sup_spawn_more(more);
         idle_ticks = 0;
     } else if (n > cfg.workers && idle > 1) {
+        /* after 2 s of surplus, retire half of it per tick (about 5 a second
+         * at first), keeping one idle worker and at least --workers */
         if (++idle_ticks >= 10) {
-            sup_retire_idle();
-            idle_ticks = 0;
+            int surplus = n - cfg.workers < idle - 1 ? n - cfg.workers : idle - 1;
+            for (int i = 0; i < (surplus + 1) / 2; i++)
+                sup_retire_idle();
         }
     } else {
         idle_ticks = 0;

@@ -1,0 +1,221 @@
+"""Shared fixtures: start the real forkhttpd binary on 127.0.0.1 --port 0 and
+talk to it with real clients. Every server a test starts is stopped with
+SIGTERM at the end of the test; the fixture then checks that it exited 0,
+left no child process behind and printed no sanitizer report.
+
+FORKHTTPD_BUILD (default "build") names the build directory, so the same
+suite runs against the ASan+UBSan build (build-asan)."""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(REPO, os.environ.get("FORKHTTPD_BUILD", "build"))
+BIN = os.path.join(BUILD, "forkhttpd")
+MODELS = ["iterative", "fork", "prefork", "event"]
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+
+
+def proc_children(pid):
+    """PIDs whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def zombies_of(pid):
+    return [c for c in proc_children(pid) if proc_state(c) == "Z"]
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in proc_children(p):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_until(cond, timeout=5.0, interval=0.02):
+    """Poll cond() until true or timeout; returns the last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(interval)
+
+
+class Server:
+    def __init__(self, args, cwd, env=None):
+        self.args = args
+        self.errpath = os.path.join(cwd, f"stderr-{len(os.listdir(cwd))}.txt")
+        self.errfile = open(self.errpath, "w+b")
+        full_env = dict(os.environ)
+        full_env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        full_env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(
+            [BIN] + args, stdout=subprocess.PIPE, stderr=self.errfile, cwd=cwd, env=full_env
+        )
+        self.pid = self.proc.pid
+        # the first stdout line is the readiness signal: it names the real port
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("Serving HTTP on"):
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"server did not start: {line!r} {self.stderr()}")
+        self.banner = line
+        self.port = int(line.split(" port ")[1].split()[0])
+        self.stopped = False
+
+    def stderr(self):
+        if not self.errfile.closed:
+            self.errfile.flush()
+        with open(self.errpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def connect(self, timeout=5.0):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return s
+
+    def workers(self):
+        return proc_children(self.pid)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.stopped:
+            return self.proc.returncode
+        self.stopped = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("server did not stop within %ss\n%s" % (timeout, self.stderr()))
+        self.proc.stdout.close()
+        self.errfile.close()
+        return rc
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """start_server(*args, model=..., check=True) -> Server (on 127.0.0.1, --port 0)."""
+    servers = []
+
+    def start(*args, model="event", env=None, check=True, root=None):
+        a = ["--host", "127.0.0.1", "--port", "0", "--model", model]
+        if root is not None:
+            a += ["--root", str(root)]
+        a += [str(x) for x in args]
+        s = Server(a, str(tmp_path), env=env)
+        s.check = check
+        servers.append(s)
+        return s
+
+    yield start
+    problems = []
+    for s in servers:
+        if s.stopped:
+            continue
+        rc = s.stop()
+        err = s.stderr()
+        if s.check and rc != 0:
+            problems.append(f"server {s.args} exited {rc}\n{err}")
+        left = [p for p in proc_children(s.pid)]
+        if left:
+            problems.append(f"server {s.pid} left children {left}")
+        for mark in SANITIZER_MARKS:
+            if mark in err:
+                problems.append(f"sanitizer report from {s.args}:\n{err}")
+                break
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def docroot(tmp_path):
+    """A small document root used by most tests."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "hello").write_bytes(b"Hello, World!\n")
+    (root / "index.html").write_bytes(b"<html><body>index</body></html>\n")
+    (root / "big.bin").write_bytes(bytes(range(256)) * 4096 * 4)  # 4 MiB
+    (root / "style.css").write_bytes(b"body{}\n")
+    sub = root / "sub"
+    sub.mkdir()
+    (sub / "index.html").write_bytes(b"sub index\n")
+    (sub / "a b.txt").write_bytes(b"space\n")
+    empty = root / "empty"
+    empty.mkdir()
+    (empty / "x&<y>.txt").write_bytes(b"x\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"TOP SECRET\n")
+    os.symlink(secret, root / "escape")
+    os.symlink(root / "hello", root / "inside-link")
+    noread = root / "noread.txt"
+    noread.write_bytes(b"no\n")
+    os.chmod(noread, 0)
+    return root
+
+
+@pytest.fixture(params=MODELS)
+def model(request):
+    return request.param
+
+
+def raw(server, data, timeout=5.0, shut=True):
+    """Send raw bytes, read until the server closes (or timeout); returns bytes."""
+    s = server.connect(timeout)
+    try:
+        s.sendall(data)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+def status_of(resp):
+    """Status code of the first response in raw bytes (0 if none)."""
+    if not resp.startswith(b"HTTP/1.1 "):
+        return 0
+    return int(resp[9:12])
