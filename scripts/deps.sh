@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install, with apt-get, the Debian packages the tests need when they are missing.
+# Called by `make test`; safe to run again (it installs nothing when all is there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(make gcc clang libclang-rt-14-dev python3 python3-pytest curl wget git perl procps)
+# gateways' tests may list more (one package per line)
+for f in scripts/deps-*.txt; do
+    [ -f "$f" ] || continue
+    while read -r p; do
+        p=${p%%#*}
+        [ -n "${p// }" ] && pkgs+=("$p")
+    done < "$f"
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
