@@ -453,7 +453,12 @@ static void respond(struct conn *c)
     }
     if (!has_body || x->is_head)
         resp_release(rs); /* HEAD: same head, no body */
-    if (x->out_len + 4096 + RESP_HDR_CAP > OUT_CAP) { /* no room to batch: flush first */
+    /* Room for the head, and for a small memory body (cached files), which
+     * is always copied now and never left pending; else flush first. */
+    size_t need = 4096 + RESP_HDR_CAP;
+    if (rs->body == BODY_MEM && rs->length <= SMALL_FILE)
+        need += (size_t)rs->length;
+    if (x->out_len && x->out_len + need > OUT_CAP) {
         x->respond_after_flush = 1;
         c->state = S_WRITE;
         return;

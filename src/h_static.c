@@ -262,7 +262,190 @@ static void autoindex(const struct request *req, int dfd, struct response *resp)
     resp->mem_free = buf;
 }
 
+/* ---- the open-file cache ----
+ *
+ * Hot files are served without open/fstat/pread: each process keeps a small
+ * direct-mapped table of open files with their validators and pre-rendered
+ * header lines, and the bytes of small files. It notices changes: an fstat
+ * of the open file per request (an edit in place shows in mtime/size at
+ * once), and a stat of the path at most once a second (a file replaced by a
+ * rename or deleted is dropped within a second). */
+
+#define FC_SLOTS 128
+#define FC_PATH 240
+#define FC_DATA 8192 /* files up to this size are kept in memory */
+
+struct fc_ent {
+    const struct mount *m; /* NULL: empty slot */
+    char rel[FC_PATH];
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtim;
+    time_t checked; /* second of the last path stat */
+    const char *type;
+    char etag[64];
+    char hdr[200]; /* Last-Modified, ETag, Accept-Ranges lines */
+    size_t hdr_len;
+    char *data; /* the file's bytes when size <= FC_DATA */
+};
+
+static struct fc_ent fcache[FC_SLOTS];
+
+static unsigned fc_hash(const struct mount *m, const char *rel)
+{
+    unsigned h = 2166136261u ^ (unsigned)(uintptr_t)m;
+    for (; *rel; rel++)
+        h = (h ^ (unsigned char)*rel) * 16777619u;
+    return h % FC_SLOTS;
+}
+
+static void fc_drop(struct fc_ent *e)
+{
+    if (!e->m)
+        return;
+    close(e->fd);
+    free(e->data);
+    e->data = NULL;
+    e->m = NULL;
+}
+
+/* (Re)compute what depends on the file's state; keep the bytes of a small
+ * file when with_data. 0, or -1 (entry dropped). */
+static int fc_fill(struct fc_ent *e, const struct stat *st, int with_data)
+{
+    e->dev = st->st_dev;
+    e->ino = st->st_ino;
+    e->size = st->st_size;
+    e->mtim = st->st_mtim;
+    make_etag(st, e->etag, sizeof e->etag);
+    char lastmod[32];
+    http_date_fmt(st->st_mtime, lastmod);
+    int n = snprintf(e->hdr, sizeof e->hdr,
+                     "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n", lastmod,
+                     e->etag);
+    e->hdr_len = n > 0 && (size_t)n < sizeof e->hdr ? (size_t)n : 0;
+    free(e->data);
+    e->data = NULL;
+    if (with_data && st->st_size <= FC_DATA) {
+        e->data = malloc(st->st_size ? (size_t)st->st_size : 1);
+        if (!e->data || pread(e->fd, e->data, (size_t)st->st_size, 0) != st->st_size) {
+            fc_drop(e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void fc_insert(const struct mount *m, const char *rel, int fd, const struct stat *st)
+{
+    if (strlen(rel) >= FC_PATH)
+        return;
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return;
+    struct fc_ent *e = &fcache[fc_hash(m, rel)];
+    fc_drop(e);
+    e->m = m;
+    snprintf(e->rel, sizeof e->rel, "%s", rel);
+    e->fd = dup_fd;
+    e->checked = time(NULL);
+    e->type = mime_type(rel, strlen(rel));
+    fc_fill(e, st, 1);
+}
+
+/* A valid cache entry for (m, rel), or NULL. */
+static struct fc_ent *fc_lookup(const struct mount *m, const char *rel)
+{
+    struct fc_ent *e = &fcache[fc_hash(m, rel)];
+    if (e->m != m || strcmp(e->rel, rel) != 0)
+        return NULL;
+    struct stat st;
+    time_t now = time(NULL);
+    if (now != e->checked) { /* has the path been replaced or removed? */
+        if (fstatat(m->dir_fd, rel, &st, 0) < 0 || st.st_ino != e->ino || st.st_dev != e->dev) {
+            fc_drop(e);
+            return NULL;
+        }
+        e->checked = now;
+    }
+    if (fstat(e->fd, &st) < 0 || !(st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH))) {
+        fc_drop(e);
+        return NULL;
+    }
+    if (st.st_size != e->size || st.st_mtim.tv_sec != e->mtim.tv_sec ||
+        st.st_mtim.tv_nsec != e->mtim.tv_nsec) {
+        if (fc_fill(e, &st, 1) < 0)
+            return NULL;
+    }
+    return e;
+}
+
+void h_static_cache_free(void)
+{
+    for (int i = 0; i < FC_SLOTS; i++)
+        fc_drop(&fcache[i]);
+}
+
 /* ---- the handler ---- */
+
+/* Open the file a path names (a directory's index.html, a 301 to add the
+ * slash, a listing, or an error into resp). Returns the fd and fills st and
+ * relbuf (the file's path inside the mount), or -1 when resp is answered. */
+static int open_target(const struct request *req, char *relbuf, size_t cap, struct stat *st,
+                       struct response *resp)
+{
+    const struct http_req *h = req->h;
+    const struct mount *m = req->mount;
+    int fd = open_beneath(m->dir_fd, relbuf[0] ? relbuf : ".");
+    if (fd < 0) {
+        resp_error(resp, errno_status(errno));
+        return -1;
+    }
+    if (fstat(fd, st) < 0) {
+        close(fd);
+        resp_error(resp, 500);
+        return -1;
+    }
+    if (S_ISDIR(st->st_mode)) {
+        if (req->path[req->path_len - 1] != '/') {
+            /* "/dir" -> "/dir/": relative links in the index then resolve right */
+            close(fd);
+            resp_error(resp, 301);
+            resp_header(resp, "Location", "%.*s/%s%.*s", (int)h->path.len, h->path.p,
+                        h->query.p ? "?" : "", h->query.p ? (int)h->query.len : 0,
+                        h->query.p ? h->query.p : "");
+            return -1;
+        }
+        size_t rl = strlen(relbuf); /* "" (the root) or "dir/" */
+        snprintf(relbuf + rl, cap - rl, "index.html");
+        int ifd = open_beneath(m->dir_fd, relbuf);
+        if (ifd < 0) {
+            if (errno == ENOENT && cfg.autoindex)
+                autoindex(req, fd, resp);
+            else
+                resp_error(resp, errno == ENOENT ? 403 : errno_status(errno));
+            close(fd);
+            return -1;
+        }
+        close(fd);
+        fd = ifd;
+        if (fstat(fd, st) < 0) {
+            close(fd);
+            resp_error(resp, 500);
+            return -1;
+        }
+    }
+    /* no devices, FIFOs, sockets; and files with no read bit at all count as
+     * unreadable even for root, so a mode-000 file is never served */
+    if (!S_ISREG(st->st_mode) || !(st->st_mode & (S_IRUSR | S_IRGRP | S_IROTH))) {
+        close(fd);
+        resp_error(resp, 403);
+        return -1;
+    }
+    return fd;
+}
 
 void h_static(const struct request *req, struct response *resp)
 {
@@ -283,119 +466,103 @@ void h_static(const struct request *req, struct response *resp)
     const char *rel = req->path + (m->prefix_len == 1 ? 1 : m->prefix_len);
     while (*rel == '/')
         rel++;
+    /* the normaliser bounds the path by PATH_MAX; room is left for the index name */
     char relbuf[PATH_MAX + 16];
-    snprintf(relbuf, sizeof relbuf, "%s", *rel ? rel : ".");
+    size_t rl = strlen(rel);
+    memcpy(relbuf, rel, rl + 1);
+    if (rl == 0 || relbuf[rl - 1] == '/') /* a directory's index, as it is cached */
+        memcpy(relbuf + rl, "index.html", sizeof "index.html");
 
-    int fd = open_beneath(m->dir_fd, relbuf);
-    if (fd < 0) {
-        resp_error(resp, errno_status(errno));
-        return;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        close(fd);
-        resp_error(resp, 500);
-        return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        if (req->path[req->path_len - 1] != '/') {
-            /* "/dir" -> "/dir/": relative links in the index then resolve right */
-            close(fd);
-            resp_error(resp, 301);
-            resp_header(resp, "Location", "%.*s/%s%.*s", (int)h->path.len, h->path.p,
-                        h->query.p ? "?" : "", h->query.p ? (int)h->query.len : 0,
-                        h->query.p ? h->query.p : "");
+    struct fc_ent uncached, *e = fc_lookup(m, relbuf);
+    if (!e) {
+        relbuf[rl] = 0; /* back to the path as asked: it may be a directory */
+        struct stat st;
+        int fd = open_target(req, relbuf, sizeof relbuf, &st, resp);
+        if (fd < 0)
             return;
-        }
-        /* the path ends in '/', so rel is "" (the root: ".") or "dir/" */
-        if (strcmp(relbuf, ".") == 0)
-            relbuf[0] = 0;
-        size_t rl = strlen(relbuf);
-        snprintf(relbuf + rl, sizeof relbuf - rl, "index.html");
-        int ifd = open_beneath(m->dir_fd, relbuf);
-        if (ifd < 0) {
-            if (errno == ENOENT && cfg.autoindex)
-                autoindex(req, fd, resp);
-            else
-                resp_error(resp, errno == ENOENT ? 403 : errno_status(errno));
+        fc_insert(m, relbuf, fd, &st);
+        e = fc_lookup(m, relbuf);
+        if (!e) { /* not cacheable (a long path): serve from this fd */
+            e = &uncached;
+            e->fd = fd;
+            e->data = NULL;
+            e->type = mime_type(relbuf, strlen(relbuf));
+            fc_fill(e, &st, 0);
+        } else {
             close(fd);
-            return;
         }
-        close(fd);
-        fd = ifd;
-        if (fstat(fd, &st) < 0) {
-            close(fd);
-            resp_error(resp, 500);
-            return;
-        }
-    }
-    /* no devices, FIFOs, sockets; and files with no read bit at all count as
-     * unreadable even for root, so a mode-000 file is never served */
-    if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH))) {
-        close(fd);
-        resp_error(resp, 403);
-        return;
     }
 
-    char etag[64], lastmod[32];
-    make_etag(&st, etag, sizeof etag);
-    http_date_fmt(st.st_mtime, lastmod);
+    if (e == &uncached) {
+        /* the validators and the body come from this one open; the fd goes
+         * to the response (or is closed if the answer has no body) */
+        resp->fd = e->fd;
+    }
     time_t t;
-
+    time_t mtime = e->mtim.tv_sec;
     /* RFC 9110 13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range */
     const struct http_header *im = http_req_header(h, "If-Match");
-    if ((im && !etag_list_match(im->value, etag, 0)) ||
-        (!im && header_date(h, "If-Unmodified-Since", &t) && st.st_mtime > t)) {
-        close(fd);
+    if ((im && !etag_list_match(im->value, e->etag, 0)) ||
+        (!im && header_date(h, "If-Unmodified-Since", &t) && mtime > t)) {
         resp_error(resp, 412);
         return;
     }
     const struct http_header *inm = http_req_header(h, "If-None-Match");
-    if (inm ? etag_list_match(inm->value, etag, 1)
-            : (header_date(h, "If-Modified-Since", &t) && st.st_mtime <= t)) {
-        close(fd);
+    if (inm ? etag_list_match(inm->value, e->etag, 1)
+            : (header_date(h, "If-Modified-Since", &t) && mtime <= t)) {
         resp->status = 304;
         resp->length = 0;
-        resp_header(resp, "ETag", "%s", etag);
-        resp_header(resp, "Last-Modified", "%s", lastmod);
+        memcpy(resp->hdr, e->hdr, e->hdr_len); /* ETag and Last-Modified, as a 200 would */
+        resp->hdr_len = e->hdr_len;
         return;
     }
 
-    resp->status = 200;
-    resp->content_type = mime_type(relbuf, strlen(relbuf));
-    resp->body = BODY_FILE;
-    resp->fd = fd;
-    resp->off = 0;
-    resp->length = st.st_size;
-    resp_header(resp, "Last-Modified", "%s", lastmod);
-    resp_header(resp, "ETag", "%s", etag);
-    resp_header(resp, "Accept-Ranges", "bytes");
-
-    const struct http_header *range = http_req_header(h, "Range");
-    if (!range || h->m != HTTP_M_GET)
-        return;
-    const struct http_header *ifr = http_req_header(h, "If-Range");
-    if (ifr) { /* a stale validator: send the whole (new) representation */
-        int ok;
-        if (ifr->value.len && (ifr->value.p[0] == '"' || ifr->value.p[0] == 'W'))
-            ok = etag_list_match(ifr->value, etag, 0) && ifr->value.p[0] == '"';
-        else
-            ok = http_date_parse(ifr->value.p, ifr->value.len, &t) == 0 && t == st.st_mtime;
-        if (!ok)
+    uint64_t first = 0, last = e->size ? (uint64_t)e->size - 1 : 0;
+    int ranged = 0;
+    const struct http_header *range = h->m == HTTP_M_GET ? http_req_header(h, "Range") : NULL;
+    if (range) {
+        const struct http_header *ifr = http_req_header(h, "If-Range");
+        int ok = 1;
+        if (ifr) { /* a stale validator: send the whole (new) representation */
+            if (ifr->value.len && (ifr->value.p[0] == '"' || ifr->value.p[0] == 'W'))
+                ok = ifr->value.p[0] == '"' && etag_list_match(ifr->value, e->etag, 0);
+            else
+                ok = http_date_parse(ifr->value.p, ifr->value.len, &t) == 0 && t == mtime;
+        }
+        int r = ok ? http_parse_range(range->value.p, range->value.len, (uint64_t)e->size,
+                                      &first, &last)
+                   : 0;
+        if (r < 0) {
+            resp_error(resp, 416);
+            resp_header(resp, "Content-Range", "bytes */%lld", (long long)e->size);
             return;
+        }
+        ranged = r == 1;
     }
-    uint64_t first, last;
-    int r = http_parse_range(range->value.p, range->value.len, (uint64_t)st.st_size, &first,
-                             &last);
-    if (r == 1) {
-        resp->status = 206;
-        resp->off = (off_t)first;
-        resp->length = (int64_t)(last - first + 1);
+
+    resp->status = ranged ? 206 : 200;
+    resp->content_type = e->type;
+    resp->length = e->size ? (int64_t)(last - first + 1) : 0;
+    memcpy(resp->hdr, e->hdr, e->hdr_len);
+    resp->hdr_len = e->hdr_len;
+    if (ranged)
         resp_header(resp, "Content-Range", "bytes %llu-%llu/%lld", (unsigned long long)first,
-                    (unsigned long long)last, (long long)st.st_size);
-    } else if (r < 0) {
-        resp_release(resp);
-        resp_error(resp, 416);
-        resp_header(resp, "Content-Range", "bytes */%lld", (long long)st.st_size);
+                    (unsigned long long)last, (long long)e->size);
+    /* Cached bytes are copied into the output buffer in this same step
+     * (conn.c, respond()), before any other request can evict the entry;
+     * a request with a body to read first takes the file path instead. */
+    if (e->data && !h->chunked && h->content_length <= 0) {
+        resp->body = BODY_MEM;
+        resp->mem = e->data + first;
+        return;
     }
+    if (e != &uncached) {
+        resp->fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0); /* the response owns its fd */
+        if (resp->fd < 0) {
+            resp_error(resp, 503);
+            return;
+        }
+    }
+    resp->body = BODY_FILE;
+    resp->off = (off_t)first;
 }

@@ -98,6 +98,7 @@ void resp_mem(struct response *r, int status, const char *type, const char *body
  * mount takes one) has been received; it must not block for long: in the
  * event model it runs inside a worker's loop. */
 void h_static(const struct request *req, struct response *resp);
+void h_static_cache_free(void); /* close the open-file cache (before exit) */
 void h_cgi(const struct request *req, struct response *resp);
 void h_app(const struct request *req, struct response *resp);
 

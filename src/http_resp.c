@@ -2,6 +2,7 @@
 #include "http_resp.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,43 +135,67 @@ int http_status_has_body(int status)
     return !(status < 200 || status == 204 || status == 304);
 }
 
+/* The head is built with memcpy, not snprintf: this runs once per response. */
+struct obuf {
+    char *p;
+    size_t len, cap;
+    int full;
+};
+
+static void put(struct obuf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->full = 1;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+#define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+static void put_u64(struct obuf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(b, tmp + i, sizeof tmp - i);
+}
+
 size_t http_build_head(const struct response *r, int keep_alive, int http10, int chunked,
                        char *out, size_t cap)
 {
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 %d %s\r\n"
-                     "Server: " FH_SERVER "\r\n"
-                     "Date: %s\r\n",
-                     r->status, http_reason(r->status), http_date_now());
-    if (n < 0 || (size_t)n >= cap)
-        return 0;
-    size_t len = (size_t)n;
-#define PUT(...)                                                                               \
-    do {                                                                                       \
-        int k_ = snprintf(out + len, cap - len, __VA_ARGS__);                                  \
-        if (k_ < 0 || (size_t)k_ >= cap - len)                                                 \
-            return 0;                                                                          \
-        len += (size_t)k_;                                                                     \
-    } while (0)
-    if (r->content_type)
-        PUT("Content-Type: %s\r\n", r->content_type);
-    if (chunked)
-        PUT("Transfer-Encoding: chunked\r\n");
-    else if (r->length >= 0 && r->status != 204 && r->status != 304 && r->status >= 200)
-        PUT("Content-Length: %lld\r\n", (long long)r->length);
-    if (r->hdr_len) {
-        if (r->hdr_len >= cap - len)
-            return 0;
-        memcpy(out + len, r->hdr, r->hdr_len);
-        len += r->hdr_len;
+    struct obuf b = {out, 0, cap, 0};
+    const char *reason = http_reason(r->status);
+    PUTS(&b, "HTTP/1.1 ");
+    put_u64(&b, (uint64_t)r->status);
+    PUTS(&b, " ");
+    put(&b, reason, strlen(reason));
+    PUTS(&b, "\r\nServer: " FH_SERVER "\r\nDate: ");
+    put(&b, http_date_now(), 29);
+    PUTS(&b, "\r\n");
+    if (r->content_type) {
+        PUTS(&b, "Content-Type: ");
+        put(&b, r->content_type, strlen(r->content_type));
+        PUTS(&b, "\r\n");
     }
+    if (chunked) {
+        PUTS(&b, "Transfer-Encoding: chunked\r\n");
+    } else if (r->length >= 0 && http_status_has_body(r->status)) {
+        PUTS(&b, "Content-Length: ");
+        put_u64(&b, (uint64_t)r->length);
+        PUTS(&b, "\r\n");
+    }
+    put(&b, r->hdr, r->hdr_len);
     if (!keep_alive)
-        PUT("Connection: close\r\n");
+        PUTS(&b, "Connection: close\r\n");
     else if (http10)
-        PUT("Connection: keep-alive\r\n");
-    PUT("\r\n");
-#undef PUT
-    return len;
+        PUTS(&b, "Connection: keep-alive\r\n");
+    PUTS(&b, "\r\n");
+    return b.full ? 0 : b.len;
 }
 
 /* ---- response helpers ---- */
@@ -188,6 +213,10 @@ void resp_init(struct response *r)
     memset(&r->stream, 0, sizeof r->stream);
     r->hdr_len = 0;
     r->close = 0;
+    /* the exchange is reused (and malloc'd, not zeroed): a deferred head left
+     * from an earlier CGI response must not be taken for this one's */
+    memset(&r->deferred, 0, sizeof r->deferred);
+    r->timeout_ms = 0;
 }
 
 void resp_release(struct response *r)

@@ -82,6 +82,7 @@ int main(int argc, char **argv)
 
     close(lfd);
     conn_pool_free();
+    h_static_cache_free();
     h_app_unload();
     config_free();
     return rc;

@@ -95,17 +95,25 @@ static void step(struct econn *e)
         close_conn(e);
         return;
     }
-    /* waiting on something else than the socket (a CGI/app pipe): watch it too */
-    if (e->c.wait_fd != e->c.fd && e->c.wait_fd != e->extra_fd) {
-        if (e->extra_fd >= 0)
+    /* waiting on something else than the socket (a CGI/app pipe): watch it too.
+     * Add it on every such wait, even under the same number: the pipe of the
+     * previous response left the epoll set when it was closed, and the next
+     * pipe on this keep-alive connection usually gets the same fd number
+     * (EEXIST: still the registered one). Back on the socket: drop it, so a
+     * stale number is never DEL'd later, when it may name another fd. */
+    if (e->c.wait_fd != e->c.fd) {
+        if (e->extra_fd >= 0 && e->extra_fd != e->c.wait_fd)
             epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = e};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, e->c.wait_fd, &ev) < 0) {
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, e->c.wait_fd, &ev) < 0 && errno != EEXIST) {
             warn("epoll_ctl add stream fd:");
             close_conn(e);
             return;
         }
         e->extra_fd = e->c.wait_fd;
+    } else if (e->extra_fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL); /* ENOENT if closed: fine */
+        e->extra_fd = -1;
     }
 }
 

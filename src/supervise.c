@@ -113,6 +113,7 @@ static void worker_main(int slot)
     h_app_unload();
     sb_self->state = SB_FREE;
     conn_pool_free();
+    h_static_cache_free();
     config_free();
     exit(rc);
 }
