@@ -109,6 +109,13 @@ static void refuse(int fd)
         "Service Unavailable\n";
     ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
+    /* half-close, then drain what the client sends for a moment: closing
+     * with its request unread would reset the connection, answer and all */
+    shutdown(fd, SHUT_WR);
+    char buf[4096];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, 200) > 0 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+        ;
 }
 
 /* Graceful stop: the children finish their connections (they got the same

@@ -324,3 +324,101 @@ def test_event_max_conns(start_server, docroot):
         c.close()
     sixth.close()
     assert time.monotonic() - t0 < 5
+
+
+# ---- resource exhaustion: fork failing, descriptors running out ----
+
+def test_fork_failure_answers_503(tmp_path):
+    """fork() failing with EAGAIN (the process limit) gets that client a 503,
+    and the server goes on. As root the limit does not apply, so the server
+    runs as nobody with RLIMIT_NPROC at the number of nobody's processes."""
+    import resource
+    import tempfile
+    root = tempfile.mkdtemp(dir="/tmp")
+    os.chmod(root, 0o755)
+    with open(os.path.join(root, "hello"), "wb") as f:
+        f.write(b"Hello, World!\n")
+    os.chmod(os.path.join(root, "hello"), 0o644)
+    nobody = 65534
+
+    def count_nobody():
+        n = 0
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.stat(f"/proc/{d}").st_uid == nobody:
+                        n += 1
+                except OSError:
+                    pass
+        return n
+
+    def demote():
+        os.setgid(nobody)
+        os.setuid(nobody)
+        n = count_nobody() + 1  # this process included: every fork is refused
+        resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+
+    p = subprocess.Popen([BIN, "--host", "127.0.0.1", "--port", "0", "--model", "fork", "--root", root],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=demote)
+    try:
+        line = p.stdout.readline().decode()
+        port = int(line.split(" port ")[1].split()[0])
+        statuses = []
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                b = c.recv(4096)
+                if not b:
+                    break
+                data += b
+            c.close()
+            statuses.append(status_of(data))
+        assert 503 in statuses and set(statuses) <= {200, 503}, statuses
+        assert p.poll() is None  # still serving
+    finally:
+        p.terminate()
+        rc = p.wait(10)
+        err = p.stderr.read().decode()
+    assert rc == 0, err
+    assert "fork:" in err
+
+
+@pytest.mark.parametrize("model", ["iterative", "fork", "prefork", "event"])
+def test_out_of_descriptors_keeps_serving(start_server, docroot, model, tmp_path):
+    """With RLIMIT_NOFILE at 40 and 100 clients at once, accept fails with
+    EMFILE: the server pauses accepting, keeps serving, and every client is
+    answered in the end (it neither spins nor dies)."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    args = [BIN, "--host", "127.0.0.1", "--port", "0", "--model", model, "--workers", "1",
+            "--root", str(docroot), "--keepalive-timeout", "1"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)
+    try:
+        port = int(p.stdout.readline().decode().split(" port ")[1].split()[0])
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(100)]
+        for s in socks:
+            s.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
+        statuses = []
+        for s in socks:
+            data = b""
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                data += b
+            statuses.append(status_of(data) if data.endswith(b"Hello, World!\n") or status_of(data) != 200 else -1)
+            s.close()
+        # every client is answered: served, or told 503 when a file could not be opened
+        assert set(statuses) <= {200, 503} and statuses.count(200) >= 90, statuses
+        assert p.poll() is None
+    finally:
+        p.terminate()
+        rc = p.wait(15)
+        err = p.stderr.read().decode()
+    assert rc == 0, err
+    assert "AddressSanitizer" not in err
