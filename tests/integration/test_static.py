@@ -215,3 +215,23 @@ def test_real_clients(start_server, docroot, model, tmp_path):
     wget = tmp_path / "wget.out"
     subprocess.run(["wget", "-q", "-O", str(wget), url], check=True, timeout=20)
     assert wget.read_bytes() == (docroot / "big.bin").read_bytes()
+
+
+def test_git_clone_over_dumb_http(start_server, tmp_path, model):
+    """git, a real client: clone a repository served as static files."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t", GIT_TERMINAL_PROMPT="0", HOME=str(tmp_path))
+    work = tmp_path / "work"
+    root = tmp_path / "gitroot"
+    root.mkdir()
+    run = lambda *a, **k: subprocess.run(a, check=True, capture_output=True, env=env, timeout=60, **k)
+    run("git", "init", "-q", str(work))
+    (work / "README").write_text("hello from git\n")
+    run("git", "-C", str(work), "add", "README")
+    run("git", "-C", str(work), "commit", "-q", "-m", "first")
+    run("git", "clone", "-q", "--bare", str(work), str(root / "repo.git"))
+    run("git", "-C", str(root / "repo.git"), "update-server-info")
+    s = start_server(model=model, root=root)
+    dest = tmp_path / "clone"
+    run("git", "clone", "-q", f"http://127.0.0.1:{s.port}/repo.git", str(dest))
+    assert (dest / "README").read_text() == "hello from git\n"
