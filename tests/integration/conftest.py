@@ -62,6 +62,32 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def conn_fd_count(pid):
+    """Descriptors that would leak per connection or request: sockets, pipes,
+    anonymous inodes, deleted temporary files. Regular files left open by the
+    bounded open-file cache are not counted here (see file_fd_count)."""
+    n = 0
+    for f in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{f}")
+        except OSError:
+            continue
+        if t.startswith(("socket:", "pipe:", "anon_inode:")) or t.endswith("(deleted)"):
+            n += 1
+    return n
+
+
+def file_fd_count(pid, under):
+    n = 0
+    for f in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{f}").startswith(str(under) + "/"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
 def wait_until(cond, timeout=5.0, interval=0.02):
     """Poll cond() until true or timeout; returns the last value."""
     end = time.monotonic() + timeout
