@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --max-line B           longest request line, else 414 (default 8192)\n"
     "  --max-headers N        most header fields, else 431 (default 100)\n"
     "  --max-keepalive-requests N  requests per connection (default 10000)\n"
+    "  --cgi-timeout S        time a CGI script has to answer (default 60)\n"
+    "  --cgi-max N            concurrent CGI scripts per worker process, else 503 (default 32)\n"
     "\n"
     "Logging\n"
     "  --access-log FILE|-    Combined Log Format access log ('-' = stdout)\n"
@@ -149,11 +151,12 @@ static void parse_cgi(const char *arg)
 
 static void parse_app(const char *arg)
 {
-    const char *spec = arg, *eq = NULL;
-    if (arg[0] == '/') { /* PREFIX=FILE.so:SYMBOL */
-        eq = strchr(arg, '=');
-        if (!eq)
-            usage_error("--app: expected [PREFIX=]FILE.so:SYMBOL: '%s'", arg);
+    /* PREFIX=FILE.so:SYMBOL when an '=' comes first; else FILE.so:SYMBOL
+     * (which may itself be an absolute path) mounted at "/" */
+    const char *spec = arg, *eq = strchr(arg, '=');
+    if (eq) {
+        if (arg[0] != '/')
+            usage_error("--app: PREFIX must start with '/': '%s'", arg);
         spec = eq + 1;
     }
     const char *colon = strrchr(spec, ':');
@@ -172,7 +175,7 @@ static void parse_app(const char *arg)
 enum {
     O_HOST = 256, O_PORT, O_MODEL, O_WORKERS, O_MAXWORKERS, O_MAXCONNS, O_BACKLOG, O_ROOT,
     O_AUTOINDEX, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_HTO, O_BTO, O_KTO, O_WTO,
-    O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_HELP, O_VERSION,
+    O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_CGITO, O_CGIMAX, O_HELP, O_VERSION,
 };
 
 static const struct option options[] = {
@@ -200,6 +203,8 @@ static const struct option options[] = {
     {"max-line", required_argument, 0, O_MAXLINE},
     {"max-headers", required_argument, 0, O_MAXHEADERS},
     {"max-keepalive-requests", required_argument, 0, O_MAXKA},
+    {"cgi-timeout", required_argument, 0, O_CGITO},
+    {"cgi-max", required_argument, 0, O_CGIMAX},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
     {0, 0, 0, 0},
@@ -226,6 +231,8 @@ void config_parse(int argc, char **argv)
     cfg.max_line = 8192;
     cfg.max_headers = 100;
     cfg.max_keepalive_requests = 10000;
+    cfg.cgi_timeout = 60000;
+    cfg.cgi_max = 32;
 
     int workers_set = 0;
     opterr = 0; /* we print our own one-line errors */
@@ -256,6 +263,8 @@ void config_parse(int argc, char **argv)
         case O_MAXLINE: cfg.max_line = (size_t)parse_int("--max-line", optarg, 64, 1 << 20); break;
         case O_MAXHEADERS: cfg.max_headers = (size_t)parse_int("--max-headers", optarg, 1, 100); break;
         case O_MAXKA: cfg.max_keepalive_requests = (unsigned)parse_int("--max-keepalive-requests", optarg, 1, 1000000000); break;
+        case O_CGITO: cfg.cgi_timeout = parse_seconds("--cgi-timeout", optarg); break;
+        case O_CGIMAX: cfg.cgi_max = (int)parse_int("--cgi-max", optarg, 1, 65536); break;
         case O_HELP: fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("forkhttpd %s\n", FH_VERSION); exit(0);
         case ':':

@@ -44,6 +44,7 @@ struct config {
     int keepalive_timeout;
     int write_timeout;
     int grace;
+    int cgi_timeout;   /* --cgi-timeout: a CGI script's head must come within it */
 
     /* limits */
     int64_t max_body;
@@ -51,6 +52,7 @@ struct config {
     size_t max_line;
     size_t max_headers;
     unsigned max_keepalive_requests;
+    int cgi_max;       /* --cgi-max: concurrent CGI scripts per worker process */
 
     struct mount mounts[FH_MAX_MOUNTS];
     int nmounts;

@@ -138,6 +138,7 @@ void conn_init(struct conn *c, int fd, const union net_addr *peer)
     c->nreq = 0;
     c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
     c->peer = *peer;
+    c->local.sa.sa_family = AF_UNSPEC;
     c->x = NULL;
 }
 
@@ -348,9 +349,12 @@ static void begin_request(struct conn *c)
     x->rq.crash_ok = x->out_len == 0;
     int routed = router_route(&x->rq, x->path, sizeof x->path, &x->resp);
     if (routed && x->rq.mount->kind != MOUNT_STATIC) {
-        socklen_t len = sizeof x->rq.local;
-        if (getsockname(c->fd, &x->rq.local.sa, &len) < 0)
-            memset(&x->rq.local, 0, sizeof x->rq.local);
+        if (c->local.sa.sa_family == AF_UNSPEC) { /* once per connection */
+            socklen_t len = sizeof c->local;
+            if (getsockname(c->fd, &c->local.sa, &len) < 0)
+                c->local.sa.sa_family = AF_UNSPEC;
+        }
+        x->rq.local = c->local;
     }
     if (routed && router_wants_body(x->rq.mount) && x->body_left != 0) {
         if (start_spool(c) < 0)

@@ -29,6 +29,7 @@ struct conn {
     unsigned nreq;         /* requests begun on this connection */
     uint64_t deadline;     /* ms, CLOCK_MONOTONIC */
     union net_addr peer;
+    union net_addr local;  /* the server's end, asked once (for CGI and apps) */
     struct exchange *x;    /* buffers, NULL while idle */
     void *model;           /* the model's own per-connection data */
 };
