@@ -1,8 +1,825 @@
-/* h_cgi.c - CGI/1.1 (RFC 3875). Placeholder until the gateway lands. */
+/* h_cgi.c - CGI/1.1 (RFC 3875): --cgi PREFIX=DIR runs the executables in DIR.
+ *
+ *   h_cgi          find the script (walk the path below PREFIX: the first
+ *                  segment naming a regular file is the script, the rest is
+ *                  PATH_INFO), build a clean environment, posix_spawn it with
+ *                  the spooled request body as stdin and a pipe as stdout;
+ *                  answer with a *deferred* head and a stream body
+ *   cgi_prepare    (the core calls it until it returns 0 or -1) read the
+ *                  script's header block, validate it, turn it into the
+ *                  response head: document, local or client redirect
+ *   cgi_read       the body: the bytes after the header block, then the pipe
+ *   cgi_close      close the pipe, kill the process group if the response
+ *                  was cut short, reap: no zombie, whatever happened
+ *
+ * No SIGCHLD handler: the process that spawned a script (the fork model's
+ * per-connection child, a prefork/event worker, the iterative server) reaps
+ * exactly that pid in cgi_close(). A global handler doing waitpid(-1) would
+ * steal the status from under whoever else forks in that process.
+ *
+ * Why posix_spawn: glibc implements it with clone(CLONE_VM|CLONE_VFORK), so a
+ * worker with a large heap is not copied (fork() would copy its page tables
+ * and every later write would fault in a copy-on-write page). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "handler.h"
+#include "log.h"
+#include "net.h"
+
+#define CGI_HEAD_MAX 16384     /* the script's header block, at most (else 502) */
+#define CGI_ENV_MAX (32 + HTTP_MAX_HEADERS)
+#define REAP_GRACE_MS 100      /* a script that closed stdout gets this long to exit */
+
+/* One running script; also the ctx of the deferred head and the body stream. */
+struct cgi {
+    pid_t pid;         /* the script, leader of its own process group; 0 once reaped */
+    int wstatus;       /* its wait status, once reaped */
+    int fd;            /* read end of its stdout pipe (non-blocking); -1 once closed */
+    int eof;           /* the script closed its stdout */
+    int64_t left;      /* body bytes still to pass on (the script's Content-Length), -1: all */
+    size_t len;        /* bytes in head[] */
+    size_t scan;       /* start of the first header line not yet known complete */
+    size_t body_off;   /* once the head is parsed: head[body_off..len) is body */
+    char name[256];    /* the script's URL path, for log lines */
+    char head[CGI_HEAD_MAX];
+};
+
+static int active; /* scripts running in this process (--cgi-max) */
+
+/* ---- finding the script ---- */
+
+/* Open rel (no leading '/') beneath dirfd as O_PATH: the kernel refuses any
+ * resolution that leaves DIR ('..', a symlink pointing outside, an absolute
+ * symlink). Before Linux 5.6 (no openat2) the caller's realpath check below
+ * is the only guard. */
+static int open_beneath(int dirfd, const char *rel)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS)
+        return fd;
+    return openat(dirfd, rel, O_PATH | O_CLOEXEC);
+}
+
+static int errno_status(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG: return 404;
+    case EACCES:
+    case EPERM:
+    case EXDEV:  /* would leave DIR */
+    case ELOOP: return 403;
+    default: return 500;
+    }
+}
+
+struct script {
+    char real[PATH_MAX];    /* resolved absolute path: what is executed */
+    size_t name_len;        /* req->path[0..name_len) is SCRIPT_NAME */
+};
+
+/* Walk the segments after the mount prefix: the first one naming a regular
+ * file is the script. Returns 0, or the HTTP status to answer. */
+static int find_script(const struct request *req, struct script *s)
+{
+    const struct mount *m = req->mount;
+    const char *path = req->path;
+    size_t len = req->path_len;
+    size_t start = m->prefix_len == 1 ? 0 : m->prefix_len; /* rest: "" or "/..." */
+    char rel[PATH_MAX];
+    size_t pos = start;
+    while (pos < len) {
+        while (pos < len && path[pos] == '/')
+            pos++;
+        if (pos == len)
+            break;
+        size_t end = pos;
+        while (end < len && path[end] != '/')
+            end++;
+        size_t rl = end - (start + 1);
+        if (rl >= sizeof rel)
+            return 404;
+        memcpy(rel, path + start + 1, rl);
+        rel[rl] = 0;
+        int fd = open_beneath(m->dir_fd, rel);
+        if (fd < 0)
+            return errno_status(errno);
+        struct stat st;
+        int ok = fstat(fd, &st) == 0;
+        if (ok && S_ISDIR(st.st_mode)) {
+            close(fd);
+            pos = end;
+            continue;
+        }
+        /* The real path, from the kernel's view of the open file: it is what
+         * we execute, so a symlink swapped after this check cannot redirect
+         * us outside DIR (and it double-checks the confinement). */
+        char proc[32];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        ssize_t n = ok ? readlink(proc, s->real, sizeof s->real - 1) : -1;
+        close(fd);
+        if (n <= 0)
+            return 500;
+        s->real[n] = 0;
+        size_t dl = strlen(m->dir);
+        if ((size_t)n <= dl || memcmp(s->real, m->dir, dl) != 0 ||
+            (s->real[dl] != '/' && dl > 1))
+            return 403;
+        if (!S_ISREG(st.st_mode))
+            return 403; /* a FIFO, a device... */
+        if (!(st.st_mode & 0111) || access(s->real, X_OK) < 0)
+            return 403; /* not executable (root passes access() only if some x bit is set) */
+        s->name_len = end;
+        return 0;
+    }
+    return 404; /* a directory, with no script named in it */
+}
+
+/* ---- the environment (RFC 3875 section 4.1) ---- */
+
+struct envb {
+    char *buf;
+    size_t len, cap;
+    size_t off[CGI_ENV_MAX];
+    int n;
+    int oom;
+};
+
+static void env_cat(struct envb *e, const char *p, size_t n)
+{
+    if (e->oom)
+        return;
+    if (e->len + n + 1 > e->cap) {
+        size_t cap = e->cap ? e->cap : 4096;
+        while (e->len + n + 1 > cap)
+            cap *= 2;
+        char *b = realloc(e->buf, cap);
+        if (!b) {
+            e->oom = 1;
+            return;
+        }
+        e->buf = b;
+        e->cap = cap;
+    }
+    memcpy(e->buf + e->len, p, n);
+    e->len += n;
+}
+
+static void env_begin(struct envb *e, const char *name)
+{
+    if (e->n >= CGI_ENV_MAX - 1) { /* cannot happen: sized for every header */
+        e->oom = 1;
+        return;
+    }
+    e->off[e->n] = e->len;
+    env_cat(e, name, strlen(name));
+    env_cat(e, "=", 1);
+}
+
+static void env_end(struct envb *e)
+{
+    env_cat(e, "", 1); /* the NUL */
+    if (!e->oom)
+        e->n++;
+}
+
+static void env_putn(struct envb *e, const char *name, const char *v, size_t vlen)
+{
+    env_begin(e, name);
+    env_cat(e, v, vlen);
+    env_end(e);
+}
+
+static void env_put(struct envb *e, const char *name, const char *v)
+{
+    env_putn(e, name, v, strlen(v));
+}
+
+static void env_putf(struct envb *e, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void env_putf(struct envb *e, const char *name, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n >= 0)
+        env_putn(e, name, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* Header fields that do not become HTTP_* variables. */
+static int skip_header(struct http_str name)
+{
+    static const char *const skip[] = {
+        "Proxy",             /* httpoxy: HTTP_PROXY would be taken for a proxy setting */
+        "Content-Type",      /* CONTENT_TYPE */
+        "Content-Length",    /* CONTENT_LENGTH */
+        "Transfer-Encoding", /* the body was de-chunked: it is no longer true */
+    };
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (http_str_ieq(name, skip[i]))
+            return 1;
+    /* Names with '_' or other token characters are dropped (as Apache does):
+     * "X_Foo" and "X-Foo" would both become HTTP_X_FOO, letting a client
+     * smuggle a value past a proxy that filtered only one spelling. */
+    for (size_t i = 0; i < name.len; i++) {
+        char c = name.p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return 1;
+    }
+    return 0;
+}
+
+static int same_name(struct http_str a, struct http_str b)
+{
+    return a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0;
+}
+
+static void env_headers(struct envb *e, const struct http_req *h)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        struct http_str name = h->headers[i].name;
+        if (skip_header(name))
+            continue;
+        size_t j;
+        for (j = 0; j < i; j++) /* done already, with the first field of this name */
+            if (same_name(h->headers[j].name, name))
+                break;
+        if (j < i)
+            continue;
+        char var[5 + 256 + 1];
+        if (name.len > 256)
+            continue;
+        memcpy(var, "HTTP_", 5);
+        for (size_t k = 0; k < name.len; k++) {
+            char c = name.p[k];
+            var[5 + k] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+        }
+        var[5 + name.len] = 0;
+        /* several fields of one name: one list (RFC 9110 5.3); cookies are
+         * joined with "; " as HTTP/2 does (RFC 9113 8.2.3) */
+        const char *sep = http_str_ieq(name, "Cookie") ? "; " : ", ";
+        env_begin(e, var);
+        int first = 1;
+        for (j = i; j < h->nheaders; j++) {
+            if (!same_name(h->headers[j].name, name))
+                continue;
+            if (!first)
+                env_cat(e, sep, 2);
+            env_cat(e, h->headers[j].value.p, h->headers[j].value.len);
+            first = 0;
+        }
+        env_end(e);
+    }
+}
+
+static const char *doc_root(void)
+{
+    for (int i = 0; i < cfg.nmounts; i++)
+        if (cfg.mounts[i].kind == MOUNT_STATIC)
+            return cfg.mounts[i].dir;
+    return "";
+}
+
+static void build_env(struct envb *e, const struct request *req, const struct script *s)
+{
+    const struct http_req *h = req->h;
+    char addr[INET6_ADDRSTRLEN];
+    int port = 0;
+
+    env_put(e, "PATH", "/usr/local/bin:/usr/bin:/bin");
+    env_put(e, "GATEWAY_INTERFACE", "CGI/1.1");
+    env_put(e, "SERVER_SOFTWARE", FH_SERVER);
+    env_put(e, "SERVER_PROTOCOL", h->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
+    env_putn(e, "REQUEST_METHOD", h->method.p, h->method.len);
+
+    /* SERVER_NAME: the Host the client asked for, without its port; else our address */
+    net_addr_str(&req->local, addr, sizeof addr, &port);
+    if (h->host.len) {
+        size_t n = h->host.len;
+        const char *p = h->host.p;
+        if (p[0] == '[') {
+            const char *rb = memchr(p, ']', n);
+            n = rb ? (size_t)(rb - p) + 1 : n;
+        } else {
+            const char *colon = memchr(p, ':', n);
+            n = colon ? (size_t)(colon - p) : n;
+        }
+        env_putn(e, "SERVER_NAME", p, n);
+    } else {
+        env_put(e, "SERVER_NAME", addr);
+    }
+    env_putf(e, "SERVER_PORT", "%d", port);
+
+    net_addr_str(req->peer, addr, sizeof addr, &port);
+    env_put(e, "REMOTE_ADDR", addr);
+    env_put(e, "REMOTE_HOST", addr); /* RFC 3875 4.1.9: the address when no name is looked up */
+    env_putf(e, "REMOTE_PORT", "%d", port);
+
+    env_putn(e, "SCRIPT_NAME", req->path, s->name_len);
+    env_put(e, "SCRIPT_FILENAME", s->real);
+    const char *root = doc_root();
+    env_put(e, "DOCUMENT_ROOT", root);
+    if (s->name_len < req->path_len) {
+        const char *pi = req->path + s->name_len;
+        size_t pil = req->path_len - s->name_len;
+        env_putn(e, "PATH_INFO", pi, pil);
+        /* PATH_INFO mapped onto the document root, as a static request would be */
+        env_begin(e, "PATH_TRANSLATED");
+        env_cat(e, root, strcmp(root, "/") == 0 ? 0 : strlen(root));
+        env_cat(e, pi, pil);
+        env_end(e);
+    }
+    env_putn(e, "QUERY_STRING", h->query.p ? h->query.p : "", h->query.p ? h->query.len : 0);
+    /* REQUEST_URI: the path and query as sent (also for an absolute-form target) */
+    env_begin(e, "REQUEST_URI");
+    env_cat(e, h->path.p, h->path.len);
+    if (h->query.p) {
+        env_cat(e, "?", 1);
+        env_cat(e, h->query.p, h->query.len);
+    }
+    env_end(e);
+
+    if (req->body_fd >= 0) /* RFC 3875 4.1.2: only when there is a body */
+        env_putf(e, "CONTENT_LENGTH", "%lld", (long long)req->body_len);
+    const struct http_header *ct = http_req_header(h, "Content-Type");
+    if (ct)
+        env_putn(e, "CONTENT_TYPE", ct->value.p, ct->value.len);
+    /* We authenticate nobody; the script may, so it gets the scheme here and
+     * the credentials in HTTP_AUTHORIZATION (as lighttpd passes them). */
+    const struct http_header *au = http_req_header(h, "Authorization");
+    if (au) {
+        size_t n = 0;
+        while (n < au->value.len && au->value.p[n] != ' ')
+            n++;
+        env_putn(e, "AUTH_TYPE", au->value.p, n);
+    }
+    env_headers(e, h);
+}
+
+/* ---- spawning ---- */
+
+/* Start the script: stdin = the spooled body (or /dev/null), stdout = a pipe
+ * (its read end returned in *rfd, non-blocking), stderr = ours (the error
+ * log), cwd = its directory, fds 3.. closed, default signal dispositions and
+ * an empty mask (we ignore SIGPIPE; the script must not inherit that), its
+ * own process group (a timeout kills the whole group). Returns 0 or an errno. */
+static int spawn(const struct request *req, const struct script *s, char **envp, pid_t *pid,
+                 int *rfd)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return errno;
+    /* only our end is non-blocking: the flag lives on the open file, and the
+     * script must get an ordinary blocking stdout */
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+
+    char dir[PATH_MAX];
+    memcpy(dir, s->real, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = 0;
+    else if (slash)
+        *slash = 0;
+    const char *base = strrchr(s->real, '/');
+    char *argv[] = {(char *)(uintptr_t)(base ? base + 1 : s->real), NULL};
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    if (req->body_fd >= 0)
+        posix_spawn_file_actions_adddup2(&fa, req->body_fd, 0);
+    else
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addchdir_np(&fa, dir); /* RFC 3875 7.2 */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* Everything we open is O_CLOEXEC already; this makes "only 0, 1, 2"
+     * hold even for an fd some library opened without it. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETPGROUP);
+
+    int rc = posix_spawn(pid, s->real, &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(p[1]); /* the script holds the only write end: its exit means EOF */
+    if (rc != 0) {
+        close(p[0]);
+        return rc;
+    }
+    *rfd = p[0];
+    return 0;
+}
+
+/* ---- reaping ---- */
+
+/* Wait up to ms for pid to exit, without reaping it. 1 if it has exited. */
+static int wait_exit(pid_t pid, int ms)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd >= 0) {
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        int n;
+        do
+            n = poll(&p, 1, ms);
+        while (n < 0 && errno == EINTR);
+        close(pfd);
+        return n > 0;
+    }
+    for (int i = 0; i < ms; i++) { /* no pidfd (Linux < 5.3): look every ms */
+        siginfo_t si;
+        si.si_pid = 0;
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+            return 1;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Reap the script. finished: it closed its stdout (the normal end) and gets
+ * a moment to exit by itself; then what it left running in the background is
+ * its own business. Otherwise (timeout, client gone, bad output) the whole
+ * process group is killed - before the leader is reaped, while its pid (the
+ * group's id) cannot have been reused. */
+static void reap(struct cgi *c, int finished, int quiet)
+{
+    if (c->pid <= 0)
+        return;
+    int st = 0, killed = 0;
+    pid_t r = 0;
+    if (finished) {
+        r = waitpid(c->pid, &st, WNOHANG);
+        if (r == 0 && wait_exit(c->pid, REAP_GRACE_MS))
+            r = waitpid(c->pid, &st, WNOHANG);
+    }
+    if (r == 0) {
+        kill(-c->pid, SIGKILL);
+        killed = 1;
+        do
+            r = waitpid(c->pid, &st, 0);
+        while (r < 0 && errno == EINTR);
+    }
+    c->wstatus = st;
+    if (r == c->pid && !killed && !quiet && !cfg.quiet) {
+        if (WIFSIGNALED(st))
+            warn("cgi %s: killed by signal %d", c->name, WTERMSIG(st));
+        else if (WIFEXITED(st) && WEXITSTATUS(st) != 0 && log_verbose_on)
+            vlog("cgi %s: exit status %d", c->name, WEXITSTATUS(st));
+    }
+    c->pid = 0;
+    active--;
+}
+
+/* ---- the script's output ---- */
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Bad output: a log line, the pipe closed, the script killed and reaped; the
+ * core answers 502. */
+static int bad_gateway(struct cgi *c, struct response *resp, const char *why)
+{
+    if (!cfg.quiet)
+        warn("cgi %s: %s; answering 502", c->name, why);
+    resp->status = 502;
+    resp->hdr_len = 0;
+    return -1;
+}
+
+/* Is the script's Status field valid? "NNN" or "NNN reason". */
+static int parse_status(const char *v, size_t n)
+{
+    if (n < 3 || (n > 3 && v[3] != ' '))
+        return -1;
+    int s = 0;
+    for (int i = 0; i < 3; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        s = s * 10 + (v[i] - '0');
+    }
+    return s >= 200 && s <= 599 ? s : -1; /* 1xx cannot be a final answer */
+}
+
+/* Fields the core writes itself (framing, connection management, Date and
+ * Server): a script's copy would duplicate or contradict them. */
+static int core_field(const char *name, size_t n)
+{
+    static const char *const core[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
+                                       "Proxy-Connection", "Upgrade", "Trailer",
+                                       "TE", "Date", "Server"};
+    struct http_str s = {name, n};
+    for (size_t i = 0; i < sizeof core / sizeof core[0]; i++)
+        if (http_str_ieq(s, core[i]))
+            return 1;
+    return 0;
+}
+
+/* Append "Name: value\r\n" to resp->hdr (the core's RESP_HDR_CAP). -1 when
+ * it does not fit: a dropped Set-Cookie or Location must not go unnoticed. */
+static int hdr_put(struct response *resp, const char *name, size_t nl, const char *v, size_t vl)
+{
+    size_t at = resp->hdr_len;
+    if (at + nl + 2 + vl + 2 >= sizeof resp->hdr)
+        return -1;
+    memcpy(resp->hdr + at, name, nl);
+    memcpy(resp->hdr + at + nl, ": ", 2);
+    memcpy(resp->hdr + at + nl + 2, v, vl);
+    memcpy(resp->hdr + at + nl + 2 + vl, "\r\n", 2);
+    resp->hdr_len = at + nl + 2 + vl + 2;
+    return 0;
+}
+
+/* The header block head[0..end) is complete: turn it into resp. 0 or -1. */
+static int parse_head(struct cgi *c, struct response *resp, size_t end)
+{
+    int status = 0, nfields = 0;
+    const char *loc = NULL, *ctype = NULL;
+    size_t loc_len = 0, ctype_len = 0;
+    int64_t clen = -1;
+
+    resp->hdr_len = 0;
+    size_t pos = 0;
+    for (;;) {
+        const char *line = c->head + pos;
+        const char *lf = memchr(line, '\n', end - pos);
+        size_t n = (size_t)(lf - line);
+        pos += n + 1;
+        if (n && line[n - 1] == '\r')
+            n--;
+        if (n == 0)
+            break; /* the empty line */
+        const char *colon = memchr(line, ':', n);
+        if (!colon || colon == line)
+            return bad_gateway(c, resp, "a header line without a field name");
+        size_t nl = (size_t)(colon - line);
+        for (size_t i = 0; i < nl; i++)
+            if (!http_is_tchar((unsigned char)line[i]))
+                return bad_gateway(c, resp, "a bad header field name");
+        const char *v = colon + 1;
+        const char *ve = line + n;
+        while (v < ve && is_ows(*v))
+            v++;
+        while (ve > v && is_ows(ve[-1]))
+            ve--;
+        for (const char *p = v; p < ve; p++)
+            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+                return bad_gateway(c, resp, "a control character in a header value");
+        size_t vl = (size_t)(ve - v);
+        struct http_str fname = {line, nl};
+        nfields++;
+        if (http_str_ieq(fname, "Status")) {
+            if (status || (status = parse_status(v, vl)) < 0)
+                return bad_gateway(c, resp, "a bad Status field");
+        } else if (http_str_ieq(fname, "Location")) {
+            if (loc || vl == 0)
+                return bad_gateway(c, resp, "a bad Location field");
+            loc = v;
+            loc_len = vl;
+        } else if (http_str_ieq(fname, "Content-Type")) {
+            if (ctype)
+                return bad_gateway(c, resp, "two Content-Type fields");
+            ctype = v;
+            ctype_len = vl;
+        } else if (http_str_ieq(fname, "Content-Length")) {
+            int64_t x = 0;
+            if (vl == 0 || vl > 18)
+                return bad_gateway(c, resp, "a bad Content-Length field");
+            for (size_t i = 0; i < vl; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                    return bad_gateway(c, resp, "a bad Content-Length field");
+                x = x * 10 + (v[i] - '0');
+            }
+            if (clen >= 0 && clen != x)
+                return bad_gateway(c, resp, "two different Content-Length fields");
+            clen = x;
+        } else if (!core_field(line, nl) && hdr_put(resp, line, nl, v, vl) < 0) {
+            return bad_gateway(c, resp, "header fields too large to pass on");
+        }
+    }
+    if (nfields == 0)
+        return bad_gateway(c, resp, "an empty header block");
+
+    if (loc) {
+        /* A local redirect (RFC 3875 6.2.2: "Location: /path", nothing else)
+         * is answered as a 302 to that path and the client fetches it: the
+         * same for every mount, and no re-entry into the router from inside
+         * a handler. A client redirect (an absolute URI) is a 302 too, unless
+         * the script set a Status (RFC 3875 6.2.4). */
+        if (!status)
+            status = 302;
+        if (hdr_put(resp, "Location", 8, loc, loc_len) < 0)
+            return bad_gateway(c, resp, "a Location too long to pass on");
+    }
+    /* into hdr, not resp->content_type: that must outlive c, which the core
+     * may free (HEAD, 204) before it writes the head */
+    if (ctype && hdr_put(resp, "Content-Type", 12, ctype, ctype_len) < 0)
+        return bad_gateway(c, resp, "a Content-Type too long to pass on");
+    resp->status = status ? status : 200;
+    resp->content_type = NULL;
+    /* A Content-Length the script promised is passed on (no chunked framing,
+     * HTTP/1.0 keeps alive) and enforced in cgi_read; else the length is
+     * unknown: chunked on HTTP/1.1, close-delimited on 1.0. */
+    resp->length = clen;
+    c->left = clen;
+    c->body_off = end;
+    return 0;
+}
+
+static int cgi_prepare(void *ctx, struct response *resp, int *wait_fd)
+{
+    struct cgi *c = ctx;
+    for (;;) {
+        /* look for the empty line that ends the header block */
+        while (c->scan < c->len) {
+            const char *lf = memchr(c->head + c->scan, '\n', c->len - c->scan);
+            if (!lf)
+                break;
+            size_t n = (size_t)(lf - (c->head + c->scan));
+            if (n == 0 || (n == 1 && c->head[c->scan] == '\r'))
+                return parse_head(c, resp, c->scan + n + 1);
+            c->scan += n + 1;
+        }
+        if (c->len == sizeof c->head)
+            return bad_gateway(c, resp, "header block longer than 16 KiB");
+        ssize_t r = read(c->fd, c->head + c->len, sizeof c->head - c->len);
+        if (r > 0) {
+            c->len += (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            *wait_fd = c->fd;
+            return FH_AGAIN;
+        }
+        if (r < 0)
+            return bad_gateway(c, resp, "cannot read its output");
+        /* EOF before the header block ended: say why, if it crashed */
+        c->eof = 1;
+        reap(c, 1, 1);
+        int st = c->wstatus;
+        char why[96];
+        if (WIFSIGNALED(st))
+            snprintf(why, sizeof why, "killed by signal %d before its header block ended",
+                     WTERMSIG(st));
+        else
+            snprintf(why, sizeof why, "output ended before the header block (%zu bytes)",
+                     c->len);
+        return bad_gateway(c, resp, why);
+    }
+}
+
+static ssize_t cgi_read(void *ctx, char *buf, size_t cap, int *wait_fd)
+{
+    struct cgi *c = ctx;
+    if (c->left == 0)
+        return 0;
+    if (c->left > 0 && (uint64_t)c->left < cap)
+        cap = (size_t)c->left;
+    if (c->body_off < c->len) { /* what came with the header block */
+        size_t n = c->len - c->body_off;
+        if (n > cap)
+            n = cap;
+        memcpy(buf, c->head + c->body_off, n);
+        c->body_off += n;
+        if (c->left > 0)
+            c->left -= (int64_t)n;
+        return (ssize_t)n;
+    }
+    if (c->eof)
+        return 0;
+    for (;;) {
+        ssize_t r = read(c->fd, buf, cap);
+        if (r > 0) {
+            if (c->left > 0)
+                c->left -= r;
+            return r;
+        }
+        if (r == 0) {
+            c->eof = 1;
+            if (c->left > 0) {
+                warn("cgi %s: output ended %lld bytes short of its Content-Length", c->name,
+                     (long long)c->left);
+                return -1; /* the client must not take a short body for a whole one */
+            }
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            *wait_fd = c->fd;
+            return FH_AGAIN;
+        }
+        warn("cgi %s: reading its output:", c->name);
+        return -1;
+    }
+}
+
+static void cgi_close(void *ctx)
+{
+    struct cgi *c = ctx;
+    if (c->fd >= 0)
+        close(c->fd); /* first: a script still writing gets SIGPIPE */
+    c->fd = -1;
+    /* finished: EOF, or all the bytes its Content-Length promised */
+    reap(c, c->eof || c->left == 0, 0);
+    free(c);
+}
+
+/* ---- the handler ---- */
 
 void h_cgi(const struct request *req, struct response *resp)
 {
-    (void)req;
-    resp_error(resp, 501);
+    if (active >= cfg.cgi_max) {
+        if (!cfg.quiet)
+            warn("cgi: %d scripts running (--cgi-max); answering 503", active);
+        resp_error(resp, 503);
+        resp_header(resp, "Retry-After", "1");
+        return;
+    }
+    struct script s;
+    int st = find_script(req, &s);
+    if (st) {
+        resp_error(resp, st);
+        return;
+    }
+    struct cgi *c = malloc(sizeof *c);
+    struct envb e;
+    memset(&e, 0, sizeof e);
+    char *envp[CGI_ENV_MAX];
+    if (!c)
+        goto fail;
+    build_env(&e, req, &s);
+    if (e.oom)
+        goto fail;
+    for (int i = 0; i < e.n; i++)
+        envp[i] = e.buf + e.off[i];
+    envp[e.n] = NULL;
+
+    int rc = spawn(req, &s, envp, &c->pid, &c->fd);
+    free(e.buf);
+    e.buf = NULL;
+    if (rc) {
+        errno = rc;
+        warn("cgi %.*s: cannot run %s:", (int)s.name_len, req->path, s.real);
+        free(c);
+        resp_error(resp, rc == EACCES ? 403 : rc == ENOEXEC || rc == ENOENT ? 502 : 503);
+        return;
+    }
+    active++;
+    c->eof = 0;
+    c->left = -1;
+    c->len = c->scan = c->body_off = 0;
+    snprintf(c->name, sizeof c->name, "%.*s", (int)s.name_len, req->path);
+    vlog("cgi %s: spawned PID %d", c->name, (int)c->pid);
+
+    resp->status = 200;
+    resp->length = -1;
+    resp->body = BODY_STREAM;
+    resp->stream.read = cgi_read;
+    resp->stream.close = cgi_close;
+    resp->stream.ctx = c;
+    resp->deferred.prepare = cgi_prepare;
+    resp->deferred.ctx = c;
+    resp->timeout_ms = cfg.cgi_timeout;
+    return;
+fail:
+    warn("cgi: out of memory");
+    free(c);
+    free(e.buf);
+    resp_error(resp, 503);
 }

@@ -1,0 +1,2 @@
+#!/nonexistent/interpreter
+# An interpreter that does not exist: exec fails (ENOENT).

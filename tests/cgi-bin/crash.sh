@@ -1,0 +1,3 @@
+#!/bin/sh
+# Killed by a signal before printing anything.
+kill -SEGV $$
