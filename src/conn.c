@@ -603,6 +603,14 @@ static int write_out(struct conn *c)
             char *dst = x->out + (x->chunked_out ? 18 : 0);
             ssize_t n = rs->stream.read(rs->stream.ctx, dst, room, &wfd);
             if (n == FH_AGAIN) {
+                /* the producer is silent: has the client's connection broken
+                 * meanwhile (a reset)? Then abort, and stream.close stops the
+                 * producer. A FIN alone may be a half-close by a client that
+                 * still reads: it is noticed at the next write instead. */
+                char b;
+                ssize_t p = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+                if (p < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    return -1;
                 c->wait_fd = wfd;
                 return CONN_READ;
             }
@@ -758,10 +766,16 @@ int conn_step(struct conn *c)
             break;
         case S_WRITE: {
             size_t before = x->out_sent;
+            int64_t body_before = x->resp.length; /* sendfile/send progress */
             int r = write_out(c);
             if (r == CONN_WRITE || r == CONN_READ) {
-                if (r == CONN_WRITE && x->out_sent != before)
+                /* --write-timeout bounds a stall, not a transfer: any progress
+                 * (head bytes or body bytes) restarts it */
+                if (r == CONN_WRITE && (x->out_sent != before || x->resp.length != body_before))
                     c->deadline = now_ms() + (uint64_t)cfg.write_timeout;
+                else if (r == CONN_READ) /* a silent producer: its own timeout (--cgi-timeout) */
+                    c->deadline = now_ms() + (uint64_t)(x->resp.timeout_ms ? x->resp.timeout_ms
+                                                                            : cfg.write_timeout);
                 return r;
             }
             if (r < 0)

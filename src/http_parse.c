@@ -403,7 +403,47 @@ int http_parse_request(struct http_req *r, const char *buf, size_t len,
     size_t max_hdrs = lim->max_headers < HTTP_MAX_HEADERS ? lim->max_headers
                                                           : HTTP_MAX_HEADERS;
 
+    size_t stop_head = len < max_head ? len : max_head;
     for (size_t i = r->pos; i < len; i++) {
+        /* Fast paths for the long runs (target, names, values): skip the
+         * bytes that cannot change the state without the per-byte switch.
+         * They stop before any limit, so the checks below still see the
+         * byte that crosses one. */
+        if (r->state == RS_TARGET) {
+            size_t stop = r->line_start + max_line < stop_head ? r->line_start + max_line : stop_head;
+            size_t j = i;
+            while (j < stop && (unsigned char)buf[j] >= 0x21 && (unsigned char)buf[j] <= 0x7e)
+                j++;
+            if (j > i) {
+                i = j - 1;
+                continue;
+            }
+        } else if (r->state == RS_NAME) {
+            size_t j = i;
+            while (j < stop_head && http_is_tchar((unsigned char)buf[j]))
+                j++;
+            if (j > i) {
+                i = j - 1;
+                continue;
+            }
+        } else if (r->state == RS_VALUE) {
+            struct http_header *h = &r->headers[r->nheaders];
+            size_t j = i, last = 0;
+            while (j < stop_head) {
+                unsigned char v = (unsigned char)buf[j];
+                if (v >= 0x21 && v != 0x7f)
+                    last = j + 1; /* visible (obs-text included) */
+                else if (v != ' ' && v != '\t')
+                    break;
+                j++;
+            }
+            if (j > i) {
+                if (last)
+                    h->value.len = (size_t)(buf + last - h->value.p);
+                i = j - 1;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)buf[i];
 
         /* Limits first, on the byte that would cross them, so a client that

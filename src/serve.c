@@ -25,8 +25,12 @@ void serve_connection(int fd, const union net_addr *peer)
             conn_timeout(&c);
             continue;
         }
-        struct pollfd p = {.fd = c.wait_fd, .events = w == CONN_READ ? POLLIN : POLLOUT};
-        int n = poll(&p, 1, (int)(c.deadline - now));
+        /* waiting on a producer's pipe (CGI, app stream): watch the client
+         * too (errors and hang-ups only: events 0), so a reset is noticed
+         * while the pipe is silent */
+        struct pollfd p[2] = {{.fd = c.wait_fd, .events = w == CONN_READ ? POLLIN : POLLOUT},
+                              {.fd = c.fd, .events = 0}};
+        int n = poll(p, c.wait_fd != c.fd ? 2 : 1, (int)(c.deadline - now));
         if (n < 0 && errno != EINTR)
             break;
         if (n < 0 && sig_stop)
