@@ -35,8 +35,13 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 PYTEST := /usr/bin/python3 -m pytest
 
+# --wsgi runs build/wsgi.so (src/wsgi/, docs/wsgi.md), built only where
+# Debian's libpython3.11-dev is installed.
+PYCONFIG := /usr/bin/python3.11-config
+WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
+
 .PHONY: all run test unit integration check-sanitize deps bench fuzz clean
-all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN)
+all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -54,15 +59,27 @@ $(BUILD)/obj/forkload/%.o: tools/forkload/%.c | $(BUILD)/obj/forkload
 $(BUILD)/%.so: apps/%.c include/forkhttpd_app.h | $(BUILD)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
+# An app like the others, linked with libpython (-z nodelete: an interpreter
+# is never unloaded). Python's headers cast away const in their inline code.
+$(BUILD)/wsgi.so: $(wildcard src/wsgi/*.c) include/forkhttpd_app.h | $(BUILD)
+	$(CC) $(CFLAGS) -Wno-cast-qual $$($(PYCONFIG) --includes) \
+	  -DFH_PYTHON_EXE='"'"$$($(PYCONFIG) --exec-prefix)/bin/python3.11"'"' \
+	  -fPIC -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(filter %.c,$^) \
+	  $$($(PYCONFIG) --ldflags --embed)
+
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 $(BUILD) $(BUILD)/obj $(BUILD)/obj/forkload $(BUILD)/tests:
 	mkdir -p $@
 
+# The demo site: static files, the example C apps, CGI programs.
 run: all
-	$(BUILD)/forkhttpd --root www --port 8888 --access-log - \
-	  --app /hello=$(BUILD)/hello.so:app
+	$(BUILD)/forkhttpd --root www --port 8888 --access-log - --autoindex \
+	  --app /app/hello=$(BUILD)/hello.so:app \
+	  --app /app/echo=$(BUILD)/echo.so:app \
+	  --app /app/environ=$(BUILD)/environ.so:app \
+	  --cgi /cgi-bin=examples/cgi-bin
 
 deps:
 	@scripts/deps.sh
