@@ -38,6 +38,8 @@ static const char usage_text[] =
     "  --autoindex            list directories that have no index.html\n"
     "  --cgi PREFIX=DIR       run executables in DIR under URL PREFIX (CGI/1.1)\n"
     "  --app [PREFIX=]FILE.so:SYMBOL  mount a C app (default prefix /)\n"
+    "  --status PREFIX        a status page (text, or JSON with ?json), loopback clients only\n"
+    "  --status-public        ...for any client\n"
     "\n"
     "Limits and timeouts (seconds may have decimals)\n"
     "  --header-timeout S     time to receive a request head (default 10)\n"
@@ -173,6 +175,7 @@ static void parse_app(const char *arg)
 }
 
 enum {
+    O_STATUS = 200, O_STATUSPUB,
     O_HOST = 256, O_PORT, O_MODEL, O_WORKERS, O_MAXWORKERS, O_MAXCONNS, O_BACKLOG, O_ROOT,
     O_AUTOINDEX, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_HTO, O_BTO, O_KTO, O_WTO,
     O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_CGITO, O_CGIMAX, O_HELP, O_VERSION,
@@ -205,6 +208,8 @@ static const struct option options[] = {
     {"max-keepalive-requests", required_argument, 0, O_MAXKA},
     {"cgi-timeout", required_argument, 0, O_CGITO},
     {"cgi-max", required_argument, 0, O_CGIMAX},
+    {"status", required_argument, 0, O_STATUS},
+    {"status-public", no_argument, 0, O_STATUSPUB},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
     {0, 0, 0, 0},
@@ -265,6 +270,14 @@ void config_parse(int argc, char **argv)
         case O_MAXKA: cfg.max_keepalive_requests = (unsigned)parse_int("--max-keepalive-requests", optarg, 1, 1000000000); break;
         case O_CGITO: cfg.cgi_timeout = parse_seconds("--cgi-timeout", optarg); break;
         case O_CGIMAX: cfg.cgi_max = (int)parse_int("--cgi-max", optarg, 1, 65536); break;
+        case O_STATUS: {
+            struct mount *m = add_mount("--status");
+            m->kind = MOUNT_STATUS;
+            m->prefix = clean_prefix("--status", optarg, strlen(optarg));
+            m->prefix_len = strlen(m->prefix);
+            break;
+        }
+        case O_STATUSPUB: cfg.status_public = 1; break;
         case O_HELP: fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("forkhttpd %s\n", FH_VERSION); exit(0);
         case ':':

@@ -9,7 +9,7 @@
 #define FH_SERVER "forkhttpd/" FH_VERSION
 #define FH_MAX_MOUNTS 32
 
-enum mount_kind { MOUNT_STATIC, MOUNT_CGI, MOUNT_APP };
+enum mount_kind { MOUNT_STATIC, MOUNT_CGI, MOUNT_APP, MOUNT_STATUS };
 
 /* One entry of the mount table: URL prefix -> handler (router.c). */
 struct mount {
@@ -37,6 +37,7 @@ struct config {
     const char *access_log;
     int verbose;
     int quiet;
+    int status_public; /* --status-public: the status page for any client */
 
     /* timeouts, milliseconds */
     int header_timeout;

@@ -316,7 +316,7 @@ static void begin_request(struct conn *c)
     c->nreq++;
     vlog_head("< ", x->in, x->head_len);
     if (sb_self) { /* for the master's crash report and the status counters */
-        sb_self->requests++;
+        __atomic_add_fetch(&sb_self->requests, 1, __ATOMIC_RELAXED); /* fork: shared by children */
         const char *rl = x->req.method.p;
         const char *e = memchr(rl, '\r', (size_t)(x->in + x->head_len - rl));
         sb_note_request(rl, e ? (size_t)(e - rl) : 0);

@@ -39,6 +39,7 @@
 
 #include "handler.h"
 #include "log.h"
+#include "supervise.h"
 #include "net.h"
 
 #define CGI_HEAD_MAX 16384     /* the script's header block, at most (else 502) */
@@ -500,6 +501,8 @@ static void reap(struct cgi *c, int finished, int quiet)
     }
     c->pid = 0;
     active--;
+    if (sb_self)
+        __atomic_sub_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- the script's output ---- */
@@ -801,6 +804,8 @@ void h_cgi(const struct request *req, struct response *resp)
         return;
     }
     active++;
+    if (sb_self) /* for the status page */
+        __atomic_add_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
     c->eof = 0;
     c->left = -1;
     c->len = c->scan = c->body_off = 0;

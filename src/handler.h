@@ -101,6 +101,7 @@ void h_static(const struct request *req, struct response *resp);
 void h_static_cache_free(void); /* close the open-file cache (before exit) */
 void h_cgi(const struct request *req, struct response *resp);
 void h_app(const struct request *req, struct response *resp);
+void h_status(const struct request *req, struct response *resp);
 
 /* Process life cycle of the gateways (h_app.c, h_cgi.c):
  * h_app_load: at startup, before listening: dlopen every --app and check it;

@@ -13,6 +13,7 @@
 #include "model.h"
 #include "net.h"
 #include "sig.h"
+#include "supervise.h"
 
 static const struct model models[] = {
     {"iterative", model_iterative, 0},
@@ -78,6 +79,15 @@ int main(int argc, char **argv)
     if (!cfg.quiet && !model->uses_workers && cfg.workers_set)
         warn("note: --workers is ignored by the %s model", model->name);
 
+    if (sb_init() < 0)
+        return 1;
+    if (!model->uses_workers) { /* the server itself is the one "worker" */
+        sb_self = &sb->slot[0];
+        sb_self->pid = getpid();
+        sb_self->state = SB_IDLE;
+        sb->nslots = 1;
+    }
+    net_listen_fd = lfd;
     int rc = model->run(lfd);
 
     close(lfd);
@@ -85,5 +95,6 @@ int main(int argc, char **argv)
     h_static_cache_free();
     h_app_unload();
     config_free();
+    sb_free();
     return rc;
 }

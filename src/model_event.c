@@ -208,6 +208,7 @@ static int event_worker(int lfd)
             listen_on(0);
             close(lfd_);
             lfd_ = -1;
+            net_listen_fd = -1;
             drain_end = now_ms() + (uint64_t)cfg.grace;
             stop_soon_all();
             if (sb_self)

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "model.h"
 #include "sig.h"
+#include "supervise.h"
 
 /* The children alive, for the graceful stop. Changed by the SIGCHLD handler,
  * so the main loop changes it only with SIGCHLD blocked. */
@@ -82,6 +83,10 @@ static void reap_children(int signo)
     pid_t pid;
     int status;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (sb) {
+            sb->reaped++;
+            sb->slot[0].active--;
+        }
         for (int i = 0; i < live_children; i++) {
             if (children[i] == pid) {
                 children[i] = children[live_children - 1];
@@ -182,6 +187,7 @@ int model_fork(int lfd)
         if (pid == 0) {
             /* the child: the listening socket is the parent's business */
             close(lfd);
+            net_listen_fd = -1;
             signal(SIGCHLD, SIG_DFL);
             sigprocmask(SIG_SETMASK, &old, NULL);
             vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
@@ -202,6 +208,10 @@ int model_fork(int lfd)
             }
             if (live_children < children_cap)
                 children[live_children++] = pid;
+            if (sb) { /* still under the SIGCHLD block: the handler cannot interleave */
+                sb->slot[0].accepted++;
+                sb->slot[0].active++;
+            }
         }
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (pid < 0) {

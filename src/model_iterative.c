@@ -13,6 +13,7 @@
 #include "log.h"
 #include "model.h"
 #include "sig.h"
+#include "supervise.h"
 
 int model_iterative(int lfd)
 {
@@ -34,7 +35,16 @@ int model_iterative(int lfd)
             net_addr_str(&peer, ip, sizeof ip, &port);
             vlog("accepted connection from %s port %d (fd %d)", ip, port, fd);
         }
+        if (sb_self) {
+            sb_self->accepted++;
+            sb_self->active = 1;
+            sb_self->state = SB_BUSY;
+        }
         serve_connection(fd, &peer); /* closes fd */
+        if (sb_self) {
+            sb_self->active = 0;
+            sb_self->state = SB_IDLE;
+        }
         vlog("connection closed");
     }
     h_worker_stop();

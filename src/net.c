@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+int net_listen_fd = -1;
+
 int net_listen(const char *host, int port, int backlog, int *bound_port)
 {
     struct addrinfo hints, *res = NULL;

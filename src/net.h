@@ -17,6 +17,9 @@ union net_addr {
  * *bound_port, or prints one line and returns -1. */
 int net_listen(const char *host, int port, int backlog, int *bound_port);
 
+/* The listening socket (for the status page's queue length), or -1. */
+extern int net_listen_fd;
+
 /* accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC: every connection socket is
  * non-blocking (the core never blocks in a syscall) and not inherited by CGI
  * programs. Returns the fd or -1 with errno. */

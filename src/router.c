@@ -60,5 +60,6 @@ void router_call(const struct request *req, struct response *resp)
     case MOUNT_STATIC: h_static(req, resp); break;
     case MOUNT_CGI: h_cgi(req, resp); break;
     case MOUNT_APP: h_app(req, resp); break;
+    case MOUNT_STATUS: h_status(req, resp); break;
     }
 }

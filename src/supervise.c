@@ -220,6 +220,7 @@ static void reap(void)
                 warn("workers are dying quickly; respawning in %d ms", delay);
         }
         w[slot].pid = 0;
+        sb->reaped++;
         if (sb->slot[slot].state == SB_IDLE) /* died while counted idle (prefork) */
             __atomic_sub_fetch(&sb->idle, 1, __ATOMIC_SEQ_CST);
         sb->slot[slot].state = SB_FREE;
@@ -250,16 +251,33 @@ static void reload(void)
     signal_workers(SIGTERM, 1);
 }
 
+int sb_init(void)
+{
+    void *p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        warn("mmap scoreboard:");
+        return -1;
+    }
+    sb = p;
+    sb->master = getpid();
+    sb->started = time(NULL);
+    return 0;
+}
+
+void sb_free(void)
+{
+    if (sb)
+        munmap(sb, sizeof *sb);
+    sb = NULL;
+    sb_self = NULL;
+}
+
 int sup_run(int lfd, const struct sup_model *m)
 {
     model = m;
     listen_fd = lfd;
-    sb = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sb == MAP_FAILED) {
-        warn("mmap scoreboard:");
+    if (!sb && sb_init() < 0)
         return 1;
-    }
-    sb->master = getpid();
     if (m->setup)
         m->setup(lfd);
 
@@ -327,7 +345,5 @@ int sup_run(int lfd, const struct sup_model *m)
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    munmap(sb, sizeof *sb);
-    sb = NULL;
     return 0;
 }

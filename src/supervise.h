@@ -4,6 +4,7 @@
 #define FH_SUPERVISE_H
 
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 #define SB_MAX_SLOTS 4096
@@ -20,12 +21,15 @@ struct sb_slot {
     volatile uint64_t accepted;
     volatile uint64_t requests;
     volatile uint64_t active;  /* open connections */
+    volatile uint64_t cgi;     /* CGI scripts running */
     char request[120];         /* the request line being served, for crash reports */
 };
 
 struct scoreboard {
     volatile pid_t master;
     volatile int nslots;
+    time_t started;            /* for the uptime */
+    volatile uint64_t reaped;  /* children reaped by the master (or the fork model's parent) */
     int idle; /* prefork: workers waiting in accept (atomic updates) */
     struct sb_slot slot[SB_MAX_SLOTS];
 };
@@ -45,6 +49,12 @@ struct sup_model {
      * fewer workers through sup_want(). NULL: a fixed pool. */
     void (*balance)(void);
 };
+
+/* Create the scoreboard (shared memory) before any fork; every model has
+ * one, for the status page. In iterative and fork, slot 0 is the server
+ * (fork's children count their requests there too). 0 or -1. */
+int sb_init(void);
+void sb_free(void);
 
 /* Run the master: fork cfg.workers workers, supervise until stopped.
  * Returns the process exit status (0 after a graceful stop). */

@@ -1,0 +1,137 @@
+/* h_status.c - `--status PREFIX`: what the server is doing, from the
+ * scoreboard every process writes to: the master and worker PIDs, per worker
+ * connections accepted and open, requests, CGI scripts running, open fds;
+ * the listen queue; children reaped; uptime. Plain text, or JSON with
+ * `?json`. Only loopback clients may look, unless --status-public. */
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handler.h"
+#include "supervise.h"
+
+static int is_loopback(const union net_addr *a)
+{
+    if (a->sa.sa_family == AF_INET)
+        return (ntohl(a->in4.sin_addr.s_addr) >> 24) == 127;
+    if (a->sa.sa_family == AF_INET6) {
+        const struct in6_addr *ip = &a->in6.sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(ip))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static int count_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static const char *state_name(int st)
+{
+    switch (st) {
+    case SB_STARTING: return "starting";
+    case SB_IDLE: return "idle";
+    case SB_BUSY: return "busy";
+    case SB_STOPPING: return "stopping";
+    default: return "free";
+    }
+}
+
+void h_status(const struct request *req, struct response *resp)
+{
+    const struct http_req *h = req->h;
+    if (!cfg.status_public && !is_loopback(req->peer)) {
+        resp_error(resp, 403);
+        return;
+    }
+    if (h->m != HTTP_M_GET && h->m != HTTP_M_HEAD) {
+        resp_error(resp, 405);
+        resp_header(resp, "Allow", "GET, HEAD");
+        return;
+    }
+    if (!sb) {
+        resp_error(resp, 503);
+        return;
+    }
+    int json = h->query.p && h->query.len >= 4 && memcmp(h->query.p, "json", 4) == 0;
+
+    /* the accept queue of the listening socket: now / the backlog */
+    char qnow[16] = "null", qmax[16];
+    snprintf(qmax, sizeof qmax, "%d", cfg.backlog);
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    /* a fork model's child closed the listening socket: the queue is unknown there */
+    if (net_listen_fd >= 0 && getsockopt(net_listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0) {
+        snprintf(qnow, sizeof qnow, "%u", ti.tcpi_unacked);
+        snprintf(qmax, sizeof qmax, "%u", ti.tcpi_sacked);
+    }
+    long uptime = (long)(time(NULL) - sb->started);
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        resp_error(resp, 500);
+        return;
+    }
+    if (json)
+        fprintf(f,
+                "{\"server\":\"" FH_SERVER "\",\"model\":\"%s\",\"uptime_sec\":%ld,"
+                "\"master_pid\":%d,\"master_fds\":%d,\"listen_queue\":{\"now\":%s,\"max\":%s},"
+                "\"children_reaped\":%llu,\"workers\":[",
+                cfg.model, uptime, (int)sb->master, count_fds(sb->master), qnow, qmax,
+                (unsigned long long)sb->reaped);
+    else
+        fprintf(f,
+                FH_SERVER ", model %s, up %ld s\n"
+                "master pid %d (%d fds), listen queue %s of %s, children reaped %llu\n\n"
+                "slot    pid  state     accepted  open  requests  cgi  fds\n",
+                cfg.model, uptime, (int)sb->master, count_fds(sb->master), qnow, qmax,
+                (unsigned long long)sb->reaped);
+    int first = 1;
+    for (int i = 0; i < sb->nslots && i < SB_MAX_SLOTS; i++) {
+        const struct sb_slot *s = &sb->slot[i];
+        if (s->state == SB_FREE || s->pid <= 0)
+            continue;
+        int fds = count_fds(s->pid);
+        if (json) {
+            fprintf(f,
+                    "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"accepted\":%llu,"
+                    "\"active\":%llu,\"requests\":%llu,\"cgi\":%llu,\"fds\":%d}",
+                    first ? "" : ",", i, (int)s->pid, state_name(s->state),
+                    (unsigned long long)s->accepted, (unsigned long long)s->active,
+                    (unsigned long long)s->requests, (unsigned long long)s->cgi, fds);
+        } else {
+            fprintf(f, "%4d %6d  %-8s %9llu %5llu %9llu %4llu %4d\n", i, (int)s->pid,
+                    state_name(s->state), (unsigned long long)s->accepted,
+                    (unsigned long long)s->active, (unsigned long long)s->requests,
+                    (unsigned long long)s->cgi, fds);
+        }
+        first = 0;
+    }
+    if (json)
+        fputs("]}\n", f);
+    fclose(f);
+    resp_mem(resp, 200, json ? "application/json" : "text/plain; charset=utf-8", buf, len);
+    resp->mem_free = buf;
+    resp_header(resp, "Cache-Control", "no-store");
+}
