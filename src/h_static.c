@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "handler.h"
+#include "conn.h"
 #include "http_resp.h"
 
 /* ---- MIME types ---- */
@@ -267,9 +268,9 @@ static void autoindex(const struct request *req, int dfd, struct response *resp)
  * Hot files are served without open/fstat/pread: each process keeps a small
  * direct-mapped table of open files with their validators and pre-rendered
  * header lines, and the bytes of small files. It notices changes: an fstat
- * of the open file per request (an edit in place shows in mtime/size at
- * once), and a stat of the path at most once a second (a file replaced by a
- * rename or deleted is dropped within a second). */
+ * of the open file at most once per clock tick (an edit in place shows in
+ * mtime/size within milliseconds), and a stat of the path at most once a
+ * second (a file replaced by a rename or deleted is dropped within a second). */
 
 #define FC_SLOTS 128
 #define FC_PATH 240
@@ -284,6 +285,7 @@ struct fc_ent {
     off_t size;
     struct timespec mtim;
     time_t checked; /* second of the last path stat */
+    uint64_t fstat_ms; /* coarse millisecond of the last fstat */
     const char *type;
     char etag[64];
     char hdr[200]; /* Last-Modified, ETag, Accept-Ranges lines */
@@ -351,6 +353,7 @@ static void fc_insert(const struct mount *m, const char *rel, int fd, const stru
     snprintf(e->rel, sizeof e->rel, "%s", rel);
     e->fd = dup_fd;
     e->checked = time(NULL);
+    e->fstat_ms = 0;
     e->type = mime_type(rel, strlen(rel));
     fc_fill(e, st, 1);
 }
@@ -370,6 +373,12 @@ static struct fc_ent *fc_lookup(const struct mount *m, const char *rel)
         }
         e->checked = now;
     }
+    /* an fstat per clock tick, not per request: pipelined requests for the
+     * same file (one read, one write) share one */
+    uint64_t ms = now_ms();
+    if (ms == e->fstat_ms)
+        return e;
+    e->fstat_ms = ms;
     if (fstat(e->fd, &st) < 0 || !(st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH))) {
         fc_drop(e);
         return NULL;

@@ -168,6 +168,7 @@ def test_etag_changes_with_file(start_server, docroot):
     p = docroot / "hello"
     p.write_bytes(b"Changed!\n")
     os.utime(p, (time.time() + 5, time.time() + 5))
+    time.sleep(0.05)  # the open-file cache looks at the file once per clock tick (~4 ms)
     r, body = get(s, "/hello", {"If-None-Match": etag})
     assert r.status == 200 and body == b"Changed!\n" and r.getheader("ETag") != etag
 
@@ -235,3 +236,18 @@ def test_git_clone_over_dumb_http(start_server, tmp_path, model):
     dest = tmp_path / "clone"
     run("git", "clone", "-q", f"http://127.0.0.1:{s.port}/repo.git", str(dest))
     assert (dest / "README").read_text() == "hello from git\n"
+
+
+def test_replaced_file_is_noticed(start_server, docroot):
+    """A file replaced by a rename (a new inode at the path) is served new
+    within a second, as the cache re-checks the path once a second."""
+    s = start_server("--workers", 1, model="event", root=docroot)
+    r, body = get(s, "/hello")
+    assert body == b"Hello, World!\n"
+    tmp = docroot / "hello.new"
+    tmp.write_bytes(b"Replaced\n")
+    os.rename(tmp, docroot / "hello")
+    from conftest import wait_until
+    assert wait_until(lambda: get(s, "/hello")[1] == b"Replaced\n", timeout=3)
+    os.unlink(docroot / "hello")
+    assert wait_until(lambda: get(s, "/hello")[0].status == 404, timeout=3)
