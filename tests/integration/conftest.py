@@ -219,7 +219,12 @@ def model(request):
 
 def raw(server, data, timeout=5.0, shut=True):
     """Send raw bytes, read until the server closes (or timeout); returns bytes."""
-    s = server.connect(timeout)
+    return raw_to(("127.0.0.1", server.port), data, timeout, shut)
+
+
+def raw_to(addr, data, timeout=5.0, shut=True):
+    """raw() to an address (host, port): for servers started without the fixture."""
+    s = socket.create_connection(addr, timeout=timeout)
     try:
         s.sendall(data)
         if shut:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import (BIN, conn_fd_count, descendants, fd_count, file_fd_count, proc_children,
-                      raw, status_of, wait_until, zombies_of)
+                      raw, raw_to, status_of, wait_until, zombies_of)
 
 
 def hello_ok(server):
@@ -69,15 +69,7 @@ def test_ipv6(start_server, docroot):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = s6.stdout.readline().decode()
     port = int(line.split(" port ")[1].split()[0])
-    c = socket.create_connection(("::1", port), timeout=5)
-    c.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        b = c.recv(4096)
-        if not b:
-            break
-        data += b
-    c.close()
+    data = raw_to(("::1", port), b"GET /hello HTTP/1.0\r\n\r\n", shut=False)
     s6.terminate()
     assert s6.wait(10) == 0
     assert data.endswith(b"Hello, World!\n")
@@ -357,15 +349,7 @@ def test_fork_failure_answers_503(tmp_path):
         port = int(line.split(" port ")[1].split()[0])
         statuses = []
         for _ in range(3):
-            c = socket.create_connection(("127.0.0.1", port), timeout=5)
-            c.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                b = c.recv(4096)
-                if not b:
-                    break
-                data += b
-            c.close()
+            data = raw_to(("127.0.0.1", port), b"GET /hello HTTP/1.0\r\n\r\n", shut=False)
             statuses.append(status_of(data))
         assert statuses == [503, 503, 503], statuses
         assert p.poll() is None  # still serving
