@@ -412,7 +412,8 @@ int http_parse_request(struct http_req *r, const char *buf, size_t len,
         if (r->state == RS_TARGET) {
             size_t stop = r->line_start + max_line < stop_head ? r->line_start + max_line : stop_head;
             size_t j = i;
-            while (j < stop && (unsigned char)buf[j] >= 0x21 && (unsigned char)buf[j] <= 0x7e)
+            while (j < stop && (unsigned char)buf[j] >= 0x21 && (unsigned char)buf[j] <= 0x7e &&
+                   buf[j] != '#')
                 j++;
             if (j > i) {
                 i = j - 1;
@@ -483,7 +484,10 @@ int http_parse_request(struct http_req *r, const char *buf, size_t len,
 
         case RS_TARGET0:
         case RS_TARGET:
-            if (c >= 0x21 && c <= 0x7e) {
+            /* visible ASCII; no '#': a fragment is never part of a
+             * request-target (RFC 9112 3.2), and dropping it silently
+             * would let two parsers see different paths */
+            if (c >= 0x21 && c <= 0x7e && c != '#') {
                 if (r->state == RS_TARGET0) {
                     r->target.p = buf + i;
                     r->state = RS_TARGET;

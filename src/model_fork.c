@@ -167,6 +167,15 @@ int model_fork(int lfd)
             sig_reopen = 0;
             access_log_reopen();
         }
+        /* --max-conns children at most: past it, leave new connections in
+         * the listen queue until one ends (a flood of idle connections must
+         * not become a flood of processes) */
+        sigprocmask(SIG_BLOCK, &chld, &old);
+        while (live_children >= cfg.max_conns && !sig_stop)
+            sigsuspend(&old); /* SIGCHLD (a child reaped) or a stop */
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (sig_stop)
+            break;
         union net_addr peer;
         int fd = net_accept(lfd, &peer);
         if (fd < 0) {

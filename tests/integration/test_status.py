@@ -1,5 +1,6 @@
 """--status PREFIX: the scoreboard as text and JSON, in every model."""
 import json
+import os
 
 from conftest import raw, status_of, wait_until
 
@@ -19,7 +20,11 @@ def test_status_text_and_json(start_server, docroot, model):
     assert doc["listen_queue"]["max"] == 333
     workers = doc["workers"]
     if model in ("prefork", "event"):
-        assert {w["pid"] for w in workers} == set(s.workers())
+        # the master's children (prefork's pool may grow or shrink meanwhile)
+        now = set(s.workers())
+        assert workers and all(w["pid"] in now or not os.path.exists(f"/proc/{w['pid']}") for w in workers)
+        if model == "event":
+            assert {w["pid"] for w in workers} == now
     else:
         assert [w["pid"] for w in workers] == [s.pid]
     assert sum(w["requests"] for w in workers) >= 5

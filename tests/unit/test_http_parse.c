@@ -162,8 +162,8 @@ static const struct vcase valid[] = {
     { "token chars in names and method", IN("M!#$%&'*+-.^_`|~9 /x HTTP/1.1\r\nHost: [::1]\r\n!#$%&'*+-.^_`|~: v\r\n\r\n"), 0,
       "M!#$%&'*+-.^_`|~9", HTTP_M_OTHER, "/x", "/x", NULL, "", HTTP_TF_ORIGIN, 1,
       "Host: [::1]\n!#$%&'*+-.^_`|~: v\n", "[::1]", -1, 0, 1, 0 },
-    { "visible ASCII target", IN("GET /!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ HTTP/1.1\r\nHost: h\r\n\r\n"), 0,
-      "GET", HTTP_M_GET, "/!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "/!\"#$%&'()*+,-./:;<=>",
+    { "visible ASCII target but '#'", IN("GET /!\"$%&'()*+,-./:;<=>?@[\\]^_`{|}~ HTTP/1.1\r\nHost: h\r\n\r\n"), 0,
+      "GET", HTTP_M_GET, "/!\"$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "/!\"$%&'()*+,-./:;<=>",
       "@[\\]^_`{|}~", "", HTTP_TF_ORIGIN, 1, "Host: h\n", "h", -1, 0, 1, 0 },
 };
 
@@ -304,6 +304,7 @@ static struct bcase bad_static[] = {
     E("GET / HTTP/1.1\rX", "Host: h\r\n\r\n", 400, "bare CR after request-line"),
     E("GET /\x80", "a HTTP/1.1\r\nHost: h\r\n\r\n", 400, "0x80 in target"),
     E("GET /\x7f", "a HTTP/1.1\r\nHost: h\r\n\r\n", 400, "DEL in target"),
+    E("GET /a#", "b HTTP/1.1\r\nHost: h\r\n\r\n", 400, "fragment in target (RFC 9112 3.2)"),
     E("GET /\x01", "a HTTP/1.1\r\nHost: h\r\n\r\n", 400, "CTL in target"),
     E("GET /\t", "a HTTP/1.1\r\nHost: h\r\n\r\n", 400, "HTAB in target"),
     E("GET /\0", "a HTTP/1.1\r\nHost: h\r\n\r\n", 400, "NUL in target"),
