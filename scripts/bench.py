@@ -1,0 +1,731 @@
+#!/usr/bin/python3
+"""bench.py TMPDIR - forkhttpd next to nginx, by the protocol of BENCHMARKING.md.
+
+Run through `make bench` (scripts/bench.sh makes TMPDIR, installs wrk/nginx/
+lighttpd when missing and cleans up). What it does:
+
+  * servers: forkhttpd (one worker, every model), nginx (worker_processes 1),
+    the tutorial's Python fork server, lighttpd (CGI reference); all launched
+    under `taskset -c 0` (forks inherit it), each in its own process group;
+  * client: `taskset -c 1 wrk -t1`, runs of BENCH_SECONDS (3) alternating
+    A,B,B,A,A,B ... for BENCH_PAIRS (7) pairs; per pair the ratio
+    forkhttpd/reference of req/s and of server CPU per request; the median
+    and the min..max spread of those ratios;
+  * server CPU = utime+stime+cutime+cstime (fields 14-17 of /proc/PID/stat)
+    summed over the server's process tree (master, workers, live children;
+    reaped children are in their parent's cutime/cstime), read before and
+    after each run;
+  * W5: 10,000 idle keep-alive connections from 2 client processes
+    (scripts/bench/idle_conns.py), RSS of the server tree before and while
+    held, and the time one new client (curl) takes meanwhile.
+
+Prints one Markdown table and writes it to build/bench.md, and everything
+(per-run numbers included) to build/bench.json.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+BUILD = os.path.join(REPO, os.environ.get("BUILD", "build"))
+FORKHTTPD = os.path.join(BUILD, "forkhttpd")
+HELLO_SO = os.path.join(BUILD, "hello.so")
+TUTORIAL = os.environ.get(
+    "BENCH_TUTORIAL",
+    os.path.join(os.path.dirname(REPO), "shared", "reference", "tutorial_server.py"))
+PY = "/usr/bin/python3"
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+PAIRS = int(os.environ.get("BENCH_PAIRS", "3" if QUICK else "7"))
+SECS = int(os.environ.get("BENCH_SECONDS", "1" if QUICK else "3"))
+IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNS", "10000"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MIB = 1024 * 1024
+SERVED_AT_ONCE = 0.1  # s: a new client "served at once" while W5 connections are held
+
+TMP = sys.argv[1]
+DOCROOT = os.path.join(TMP, "www")
+CGIDIR = os.path.join(TMP, "cgi-bin")
+PGIDS = os.path.join(TMP, "pgids")  # bench.sh's EXIT trap kills these groups too
+
+# The same connection policy as the nginx config below.
+FH_COMMON = ["--host", "127.0.0.1", "--port", "0", "--workers", "1", "--quiet",
+             "--keepalive-timeout", "60", "--max-keepalive-requests", "1000000",
+             "--grace", "1"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- /proc
+
+def _stat(pid):
+    """(ppid, utime+stime+cutime+cstime ticks) of pid, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rindex(")") + 2:].split()  # rest[0] is field 3 (state)
+    return int(rest[1]), sum(int(x) for x in rest[11:15])
+
+
+def tree(root):
+    """root and all its live descendants."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _stat(d)
+            if st:
+                children.setdefault(st[0], []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(root):
+    total = 0
+    for p in tree(root):
+        st = _stat(p)
+        if st:
+            total += st[1]
+    return total / CLK_TCK
+
+
+def rss_kib(root):
+    total = 0
+    for p in tree(root):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+# ---------------------------------------------------------------- servers
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Server:
+    """A server launched under `taskset -c 0` in its own process group."""
+
+    def __init__(self, name, argv, port=None):
+        self.name, self.argv, self.port = name, argv, port
+        self.proc = None
+
+    def start(self):
+        out = os.path.join(TMP, f"{self.name}.out")
+        err = os.path.join(TMP, f"{self.name}.err")
+        self.out_path, self.err_path = out, err
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", "0"] + self.argv, stdin=subprocess.DEVNULL,
+            stdout=open(out, "w"), stderr=open(err, "w"), start_new_session=True)
+        with open(PGIDS, "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): "
+                                   + open(err).read()[-500:])
+            if self.port is None:  # forkhttpd: the first stdout line tells the port
+                m = re.search(r"Serving HTTP on \S+ port (\d+)", open(out).read())
+                if m:
+                    self.port = int(m.group(1))
+            if self.port and port_open(self.port):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready after 10 s: " + open(err).read()[-500:])
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if not self.proc or self.proc.poll() is not None and not tree_has_group(self.pid):
+            return
+        try:
+            os.killpg(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # any straggler in the group
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def tree_has_group(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def forkhttpd(name, model, *extra):
+    return Server(name, [FORKHTTPD, "--model", model, "--root", DOCROOT] + FH_COMMON + list(extra))
+
+
+def http_get(port, path, timeout=5):
+    """(status code or 0, seconds) of one new-connection request, by curl."""
+    t = time.time()
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                        "--max-time", str(timeout), f"http://127.0.0.1:{port}{path}"],
+                       capture_output=True, text=True)
+    dt = time.time() - t
+    try:
+        return int(r.stdout.strip() or 0), dt
+    except ValueError:
+        return 0, dt
+
+
+# ---------------------------------------------------------------- wrk
+
+WORKLOADS = {
+    # name: (path, conns, wrk extra args, unit)
+    "W1": ("/hello", 50, [], "req/s"),
+    "W1p": ("/hello", 50, ["-s", os.path.join(HERE, "bench", "pipeline.lua")], "req/s"),
+    "W2": ("/hello", 50, ["-H", "Connection: close"], "req/s"),
+    "W3": ("/1k.bin", 50, [], "req/s"),
+    "W4": ("/1m.bin", 50, [], "MiB/s"),
+    "CGI": ("/cgi/hello.sh", 10, [], "req/s"),
+}
+
+
+def wrk(server, wl, secs):
+    path, conns, extra, _unit = WORKLOADS[wl]
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--timeout", "2s"]
+    cmd += extra + [f"http://127.0.0.1:{server.port}{path}"]
+    c0 = cpu_seconds(server.pid)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 30)
+        out = r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out += "\nwrk did not stop by itself (killed)"
+    time.sleep(0.1)  # let short-lived children finish and be reaped
+    c1 = cpu_seconds(server.pid)
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
+    reqs = int(m.group(1)) if m else 0
+    m2 = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    rps = float(m2.group(1)) if m2 else 0.0
+    errors = {}
+    m3 = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m3:
+        for k, v in zip(("connect", "read", "write", "timeout"), m3.groups()):
+            if int(v):
+                errors[k] = int(v)
+    m4 = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m4:
+        errors["non2xx"] = int(m4.group(1))
+    if not m:
+        errors["wrk"] = out.strip().splitlines()[-1:] or ["no output"]
+    if not server.alive():
+        errors["server_died"] = server.proc.returncode
+    cpu = c1 - c0
+    return {"rps": rps, "reqs": reqs, "cpu_s": round(cpu, 3),
+            "cpu_us": (cpu / reqs * 1e6) if reqs else None,
+            "mibs": rps * (MIB if wl == "W4" else 0) / MIB, "errors": errors}
+
+
+def compare(wl, a, b, label, ref_label):
+    """Alternate A,B,B,A,A,B ... PAIRS times; return the row's numbers."""
+    log(f"== {wl}: {label} vs {ref_label}: {PAIRS} pairs x {SECS} s")
+    wrk(a, wl, 1)  # warm-up, not counted
+    wrk(b, wl, 1)
+    runs_a, runs_b, rate_r, cpu_r = [], [], [], []
+    for i in range(PAIRS):
+        order = [(a, runs_a), (b, runs_b)] if i % 2 == 0 else [(b, runs_b), (a, runs_a)]
+        for srv, runs in order:
+            runs.append(wrk(srv, wl, SECS))
+        ra, rb = runs_a[-1], runs_b[-1]
+        if ra["rps"] and rb["rps"]:
+            rate_r.append(ra["rps"] / rb["rps"])
+        if ra["cpu_us"] and rb["cpu_us"]:
+            cpu_r.append(ra["cpu_us"] / rb["cpu_us"])
+        log(f"   pair {i + 1}: {label} {ra['rps']:.0f} req/s {fmt_us(ra['cpu_us'])} us/req"
+            f"{err_text(ra['errors'])} | {ref_label} {rb['rps']:.0f} req/s"
+            f" {fmt_us(rb['cpu_us'])} us/req{err_text(rb['errors'])}")
+    return {
+        "workload": wl, "server": label, "reference": ref_label, "unit": WORKLOADS[wl][3],
+        "rps": med([r["rps"] for r in runs_a]), "ref_rps": med([r["rps"] for r in runs_b]),
+        "cpu_us": med([r["cpu_us"] for r in runs_a if r["cpu_us"]]),
+        "ref_cpu_us": med([r["cpu_us"] for r in runs_b if r["cpu_us"]]),
+        "rate_ratio": spread(rate_r), "cpu_ratio": spread(cpu_r),
+        "errors": sum_errors(runs_a), "ref_errors": sum_errors(runs_b),
+        "runs": runs_a, "ref_runs": runs_b,
+    }
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)} if xs else None
+
+
+def sum_errors(runs):
+    tot = {}
+    for r in runs:
+        for k, v in r["errors"].items():
+            if isinstance(v, int) and k != "server_died":
+                tot[k] = tot.get(k, 0) + v
+            else:
+                tot[k] = v
+    return tot
+
+
+def fmt_us(x):
+    return f"{x:.1f}" if x else "-"
+
+
+def err_text(e):
+    return (" [" + ", ".join(f"{k} {v}" for k, v in e.items()) + "]") if e else ""
+
+
+# ---------------------------------------------------------------- W5
+
+def idle_hold(server, label):
+    """W5: RSS before and while IDLE_CONNS idle keep-alive connections are held."""
+    log(f"== W5: {label}: {IDLE_CONNS} idle keep-alive connections")
+    code, _ = http_get(server.port, "/hello")
+    time.sleep(0.5)
+    before = rss_kib(server.pid)
+    nproc = 2
+    clients = []
+    for i in range(nproc):
+        n = IDLE_CONNS // nproc + (1 if i < IDLE_CONNS % nproc else 0)
+        p = subprocess.Popen(["taskset", "-c", "1", PY, os.path.join(HERE, "bench", "idle_conns.py"),
+                              "127.0.0.1", str(server.port), str(n), "/hello"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        with open(PGIDS, "a") as f:
+            f.write(f"{p.pid}\n")
+        clients.append(p)
+    res = {"workload": "W5", "server": label, "rss_before_kib": before, "first_code": code}
+    try:
+        held = failed = 0
+        for p in clients:
+            line = read_line(p, 90)
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "ready":
+                held += int(parts[1])
+                failed += int(parts[2])
+            else:
+                failed += IDLE_CONNS // nproc
+        time.sleep(1.0)
+        res["rss_held_kib"] = rss_kib(server.pid)
+        times, codes = [], []
+        for _ in range(3):
+            c, dt = http_get(server.port, "/hello")
+            codes.append(c)
+            times.append(dt)
+            time.sleep(0.2)
+        still = 0
+        for p in clients:
+            p.stdin.write("check\n")
+            p.stdin.flush()
+            line = read_line(p, 30).split()
+            still += int(line[1]) if len(line) == 2 and line[0] == "open" else 0
+        res.update({
+            "held": held, "failed": failed, "still_open": still,
+            "new_client_codes": codes, "new_client_s": times,
+            "new_client_max_s": max(times),
+            "growth_mib": (res["rss_held_kib"] - before) / 1024.0,
+            "server_alive": server.alive(),
+        })
+        log(f"   held {held} (failed {failed}, still open {still}); RSS {before / 1024:.1f}"
+            f" -> {res['rss_held_kib'] / 1024:.1f} MiB; new client {codes} in "
+            f"{', '.join(f'{t * 1000:.1f}' for t in times)} ms")
+    finally:
+        for p in clients:
+            try:
+                p.stdin.close()
+            except OSError:
+                pass
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    return res
+
+
+def read_line(p, timeout):
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    ok = sel.select(timeout=timeout)
+    sel.close()
+    return p.stdout.readline().strip() if ok else ""
+
+
+# ---------------------------------------------------------------- calibration
+
+FORK_LOOP = """
+import os, time
+t = time.perf_counter()
+for _ in range(200):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+print((time.perf_counter() - t) / 200 * 1e6)
+"""
+
+
+def fork_cost_us():
+    """Wall time of one fork+_exit+waitpid of a small Python process on CPU 0.
+
+    About 1 ms on the quiet machine (BENCHMARKING.md); far more means the
+    machine is busy, which weighs on the fork-per-connection rows first."""
+    try:
+        r = subprocess.run(["taskset", "-c", "0", PY, "-c", FORK_LOOP],
+                           capture_output=True, text=True, timeout=60)
+        return float(r.stdout.strip())
+    except (subprocess.SubprocessError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- setup
+
+def write_docroot():
+    os.makedirs(DOCROOT, exist_ok=True)
+    os.makedirs(CGIDIR, exist_ok=True)
+    with open(os.path.join(DOCROOT, "hello"), "wb") as f:
+        f.write(b"Hello, World!\n")
+    with open(os.path.join(DOCROOT, "1k.bin"), "wb") as f:
+        f.write(bytes(range(256)) * 4)
+    with open(os.path.join(DOCROOT, "1m.bin"), "wb") as f:
+        f.write(os.urandom(MIB))
+    cgi = os.path.join(CGIDIR, "hello.sh")
+    with open(cgi, "w") as f:
+        f.write("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nHello, World!\\n'\n")
+    os.chmod(cgi, 0o755)
+    os.chmod(TMP, 0o755)  # nginx's worker runs as nobody
+
+
+def nginx_server():
+    port = free_port()
+    conf = os.path.join(TMP, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""# generated by scripts/bench.py
+worker_processes 1;
+worker_rlimit_nofile 20000;
+error_log {TMP}/nginx.error.log;
+pid {TMP}/nginx.pid;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {DOCROOT};
+        location = /hello {{ return 200 "Hello, World!\\n"; }}
+        location / {{ }}
+    }}
+}}
+""")
+    return Server("nginx", ["nginx", "-c", conf, "-p", TMP + "/", "-e", f"{TMP}/nginx.error.log",
+                            "-g", "daemon off;"], port)
+
+
+def lighttpd_server():
+    port = free_port()
+    conf = os.path.join(TMP, "lighttpd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""# generated by scripts/bench.py
+server.document-root = "{DOCROOT}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.errorlog = "{TMP}/lighttpd.error.log"
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = 60
+server.modules = ( "mod_alias", "mod_cgi" )
+alias.url = ( "/cgi/" => "{CGIDIR}/" )
+$HTTP["url"] =~ "^/cgi/" {{ cgi.assign = ( "" => "" ) }}
+""")
+    return Server("lighttpd", ["lighttpd", "-D", "-f", conf], port)
+
+
+# ---------------------------------------------------------------- table
+
+TARGETS = {
+    # (workload, server): (text, check(row) -> bool)
+    ("W1", "forkhttpd event"): ("≥1.0x req/s, CPU ≤0.95x",
+                                lambda r: r["rate_ratio"]["median"] >= 1.0 and r["cpu_ratio"]["median"] <= 0.95),
+    ("W1p", "forkhttpd event"): ("≥3.0x", lambda r: r["rate_ratio"]["median"] >= 3.0),
+    ("W2", "forkhttpd event"): ("≥1.0x", lambda r: r["rate_ratio"]["median"] >= 1.0),
+    ("W3", "forkhttpd event"): ("CPU ≤0.77x", lambda r: r["cpu_ratio"]["median"] <= 0.77),
+    ("W4", "forkhttpd event"): ("≥1.0x", lambda r: r["rate_ratio"]["median"] >= 1.0),
+    ("W2", "forkhttpd prefork"): ("≥0.85x", lambda r: r["rate_ratio"]["median"] >= 0.85),
+    ("W1", "forkhttpd app (event)"): ("≥1.0x", lambda r: r["rate_ratio"]["median"] >= 1.0),
+    ("CGI", "forkhttpd CGI (event)"): ("≥1.3x lighttpd", lambda r: r["rate_ratio"]["median"] >= 1.3),
+}
+
+
+def ratio_text(s):
+    return f"{s['median']:.2f}x ({s['min']:.2f}..{s['max']:.2f})" if s else "-"
+
+
+def rate_text(v, unit):
+    if v is None:
+        return "-"
+    if unit == "MiB/s":
+        return f"{v:,.0f} MiB/s"
+    return f"{v:,.0f}"
+
+
+def errors_text(e):
+    return ", ".join(f"{k} {v}" for k, v in e.items())
+
+
+def make_table(rows, skipped):
+    head = ("| Workload | Server | req/s | CPU µs/req | reference: req/s, µs/req | "
+            "ratio req/s, median (min..max) | ratio CPU/req | target | |\n"
+            "|---|---|---:|---:|---|---|---|---|---|\n")
+    lines = []
+    notes = []
+    for r in rows:
+        if r["workload"] == "W5":
+            lines.append(
+                f"| W5 idle {IDLE_CONNS:,} | {r['server']} | — | — | "
+                f"RSS {r['rss_before_kib'] / 1024:.1f} → {r['rss_held_kib'] / 1024:.1f} MiB | "
+                f"**+{r['growth_mib']:.2f} MiB** | held {r['held']}/{IDLE_CONNS}, "
+                f"{r['still_open']} open at the end; new client {r['new_client_codes'][0]} in "
+                f"{r['new_client_max_s'] * 1000:.0f} ms (worst of 3) | {r.get('target', '—')} | "
+                f"{r.get('ok', '')} |")
+            continue
+        rate = r["rps"] if r["unit"] == "req/s" else r["rps"] * 1.0  # MiB/s rows: rps * 1 MiB
+        ref = r["ref_rps"]
+        if r["unit"] == "MiB/s":
+            rate_s = rate_text(rate, "MiB/s")
+            ref_s = f"{ref:,.0f} MiB/s"
+        else:
+            rate_s, ref_s = rate_text(rate, "req/s"), f"{ref:,.0f}"
+        lines.append(
+            f"| {r['label']} | {r['server']} | {rate_s} | {fmt_us(r['cpu_us'])} | "
+            f"{r['reference']}: {ref_s}, {fmt_us(r['ref_cpu_us'])} | {ratio_text(r['rate_ratio'])} | "
+            f"{ratio_text(r['cpu_ratio'])} | {r.get('target', '—')} | {r.get('ok', '')} |")
+        if r["errors"]:
+            notes.append(f"{r['label']} {r['server']}: wrk reported {errors_text(r['errors'])}"
+                         f" over {PAIRS} runs")
+        if r["ref_errors"]:
+            notes.append(f"{r['label']} {r['reference']} (next to {r['server']}): wrk reported "
+                         f"{errors_text(r['ref_errors'])} over {PAIRS} runs")
+    for s in skipped:
+        notes.append(s)
+    return head + "\n".join(lines) + "\n", notes
+
+
+LABELS = {
+    "W1": "W1 /hello keep-alive, 50 conns",
+    "W1p": "W1p /hello, 8 pipelined",
+    "W2": "W2 /hello, new conn per request",
+    "W3": "W3 /1k.bin keep-alive",
+    "W4": "W4 /1m.bin keep-alive (MiB/s)",
+    "CGI": "CGI /bin/sh hello, 10 conns",
+}
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    t_start = time.time()
+    load0 = os.getloadavg()[0]
+    fork0 = fork_cost_us()
+    write_docroot()
+    rows, skipped = [], []
+    started = []
+
+    def up(srv):
+        started.append(srv)
+        return srv.start()
+
+    def down(srv):
+        srv.stop()
+        if srv in started:
+            started.remove(srv)
+
+    def stop_all(*_):
+        for s in list(started):
+            s.stop()
+        sys.exit(130)
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+
+    def row(wl, fh, label, ref, ref_label="nginx"):
+        r = compare(wl, fh, ref, label, ref_label)
+        r["label"] = LABELS[wl]
+        rows.append(r)
+        return r
+
+    try:
+        nginx = up(nginx_server())
+        code, _ = http_get(nginx.port, "/hello")
+        if code != 200:
+            raise RuntimeError(f"nginx answers {code} on /hello; see {TMP}/nginx.error.log")
+
+        # The event model: every workload.
+        ev = up(forkhttpd("event", "event", "--max-conns", "12000"))
+        for wl in ("W1", "W1p", "W2", "W3", "W4"):
+            row(wl, ev, "forkhttpd event", nginx)
+        down(ev)
+
+        # The tutorial's lessons: iterative -> fork -> prefork (-> event above).
+        for model, extra in (("iterative", []), ("fork", []),
+                             ("prefork", ["--max-workers", "64"])):
+            srv = up(forkhttpd(model, model, *extra))
+            for wl in ("W1", "W2"):
+                row(wl, srv, f"forkhttpd {model}", nginx)
+            down(srv)
+
+        # The tutorial's own Python fork server, W2 only (it closes every connection).
+        if os.path.exists(TUTORIAL):
+            tport = free_port()
+            tut = up(Server("tutorial", [PY, os.path.join(HERE, "bench", "tutorial_loopback.py"),
+                                         TUTORIAL, "--port", str(tport)], tport))
+            row("W2", tut, "tutorial_server.py (Python fork)", nginx)
+            down(tut)
+        else:
+            skipped.append(f"tutorial_server.py row skipped: {TUTORIAL} not found "
+                           "(set BENCH_TUTORIAL)")
+
+        # A C app in the event model.
+        if os.path.exists(HELLO_SO):
+            app = up(forkhttpd("app", "event", "--app", f"/hello={HELLO_SO}:app"))
+            code, _ = http_get(app.port, "/hello")
+            if code == 200:
+                row("W1", app, "forkhttpd app (event)", nginx)
+            else:
+                skipped.append(f"app row skipped: /hello through --app {HELLO_SO}:app answers {code}")
+            down(app)
+        else:
+            skipped.append(f"app row skipped: {HELLO_SO} does not exist (not built yet)")
+
+        # CGI, against lighttpd's mod_cgi.
+        cgi = up(forkhttpd("cgi", "event", "--cgi", f"/cgi={CGIDIR}"))
+        code, _ = http_get(cgi.port, "/cgi/hello.sh")
+        if code != 200:
+            skipped.append(f"CGI row skipped: forkhttpd --cgi answers {code} for /cgi/hello.sh"
+                           + (" (CGI not landed yet)" if code == 501 else ""))
+        else:
+            try:
+                lt = up(lighttpd_server())
+                lcode, _ = http_get(lt.port, "/cgi/hello.sh")
+                if lcode == 200:
+                    row("CGI", cgi, "forkhttpd CGI (event)", lt, "lighttpd mod_cgi")
+                else:
+                    skipped.append(f"CGI row skipped: lighttpd mod_cgi answers {lcode}")
+                down(lt)
+            except (RuntimeError, FileNotFoundError) as e:
+                skipped.append(f"CGI row skipped: lighttpd: {e}")
+        down(cgi)
+
+        # W5: idle connections, on a fresh event server, and on nginx.
+        ev5 = up(forkhttpd("event-w5", "event", "--max-conns", "12000"))
+        rows.append(idle_hold(ev5, "forkhttpd event"))
+        down(ev5)
+        rows.append(idle_hold(nginx, "nginx"))
+    finally:
+        for s in list(started):
+            s.stop()
+
+    # Targets.
+    by = {(r["workload"], r["server"]): r for r in rows}
+    for (wl, srv), (text, check) in TARGETS.items():
+        r = by.get((wl, srv))
+        if r and r["rate_ratio"] and r["cpu_ratio"]:
+            r["target"], r["ok"] = text, "✓" if check(r) else "✗"
+        elif r:
+            r["target"], r["ok"] = text, "✗ (no data)"
+    fork, tut = by.get(("W2", "forkhttpd fork")), by.get(("W2", "tutorial_server.py (Python fork)"))
+    if fork and fork["rate_ratio"]:
+        fr = fork["rate_ratio"]["median"]
+        fork["target"] = "≥0.25x" + (" and ≥7x tutorial" if tut and tut["rate_ratio"] else "")
+        ok = fr >= 0.25
+        if tut and tut["rate_ratio"]:
+            fork["vs_tutorial"] = fr / tut["rate_ratio"]["median"]
+            fork["target"] += f" (is {fork['vs_tutorial']:.1f}x)"
+            ok = ok and fork["vs_tutorial"] >= 7
+        fork["ok"] = "✓" if ok else "✗"
+    w5 = by.get(("W5", "forkhttpd event"))
+    if w5 and "growth_mib" in w5:
+        w5["target"] = f"≤2 MiB, new client < {SERVED_AT_ONCE * 1000:.0f} ms"
+        good = (w5["growth_mib"] <= 2.0 and w5["held"] == IDLE_CONNS
+                and all(c == 200 for c in w5["new_client_codes"])
+                and w5["new_client_max_s"] < SERVED_AT_ONCE)
+        w5["ok"] = "✓" if good else "✗"
+
+    table, notes = make_table(rows, skipped)
+    minutes = (time.time() - t_start) / 60
+    fork1 = fork_cost_us()
+    load1 = os.getloadavg()[0]
+    meta = (f"{PAIRS} pairs of {SECS} s runs per row, alternating A,B,B,A...; servers pinned to "
+            f"CPU 0 with one worker, `wrk -t1` pinned to CPU 1; ratio = forkhttpd / reference, "
+            f"per pair; CPU = server utime+stime (children included) per request. "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {minutes:.1f} min, "
+            f"load average {load0:.2f} at the start, {load1:.2f} at the end (2 CPUs); "
+            f"a Python fork+_exit+waitpid on CPU 0 took {fmt_us(fork0)} µs at the start and "
+            f"{fmt_us(fork1)} µs at the end (about 1,000 µs on the quiet machine).")
+    md = table + "\n" + meta + "\n"
+    if notes:
+        md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    print()
+    print(md)
+    os.makedirs(BUILD, exist_ok=True)
+    with open(os.path.join(BUILD, "bench.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(BUILD, "bench.json"), "w") as f:
+        json.dump({"pairs": PAIRS, "seconds": SECS, "quick": QUICK, "minutes": round(minutes, 1),
+                   "loadavg": [load0, load1], "python_fork_us": [fork0, fork1],
+                   "rows": rows, "notes": notes}, f, indent=1, default=str)
+    log(f"wrote {BUILD}/bench.md and {BUILD}/bench.json")
+
+
+if __name__ == "__main__":
+    main()
