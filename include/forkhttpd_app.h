@@ -33,6 +33,10 @@
  *   SYMBOL_init, SYMBOL_fini   optional per-process hooks (fh_init, fh_fini),
  *                              e.g. app_init / app_fini for SYMBOL "app".
  *
+ * A mount may also give the app an argument string (fh_mount_arg): --wsgi
+ * MODULE:CALLABLE is the server's own wsgi.so app with "MODULE:CALLABLE" as
+ * its argument.
+ *
  * Any failure there (no file, no symbol, wrong version) prints one line and
  * the server exits with status 2. The app needs no symbol of the server: all
  * the server's functions reach it through a table (fh_req.api), which the
@@ -44,7 +48,13 @@
  * The .so is loaded once, in the first process. Each process that serves
  * requests (iterative: the server; fork: each connection's child; prefork and
  * event: each worker) calls SYMBOL_init once after it is forked, before its
- * first request, and SYMBOL_fini when it stops normally. Then, for every
+ * first request, and SYMBOL_fini when it stops normally. With --preload (and
+ * for --wsgi in every model but event) SYMBOL_init runs instead once
+ * in the first process before it listens: every process forked from it
+ * inherits the state and does not run init again, and fini runs in each
+ * serving process that stops normally and in the first process at exit. A
+ * failing preloaded init stops the server (exit 2): log why with
+ * fh_api_log, one line. Then, for every
  * request routed to the app, the handler runs once, after the whole request
  * body has been received: the app never sees the socket and never waits for
  * the network.
@@ -188,6 +198,10 @@ struct fh_api {
 
     /* helpers */
     void (*vlog)(fh_req *r, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+    /* Added later in version 1 (present when size covers them; the wrappers
+     * check). New functions are only ever appended here. */
+    const char *(*mount_arg)(fh_req *r, const char **prefix);
 };
 
 /* ======================= the request =======================
@@ -350,6 +364,26 @@ static inline void fh_api_log(const struct fh_api *api, const char *fmt, ...)
     va_start(ap, fmt);
     api->vlog(NULL, fmt, ap);
     va_end(ap);
+}
+
+/* The argument the app's mount gives it, and (if prefix is not NULL) the
+ * mount's prefix ("/" or "/x/y"). r is the request, or NULL inside
+ * SYMBOL_init / SYMBOL_fini (then: the mount the init is for; an app mounted
+ * at several prefixes with the same argument is one instance with one init,
+ * and gets the first prefix). Returns NULL when the mount has no argument:
+ * --app mounts have none; --wsgi [PREFIX=]MODULE:CALLABLE mounts the server's
+ * wsgi.so with "MODULE:CALLABLE" as the first line of its argument (the
+ * lines after it are docs/wsgi.md's). Each different argument is a separate
+ * instance of the app (its own init and state), even in the same FILE.so.
+ * Also NULL (and *prefix NULL) on a version-1 server older than this call. */
+static inline const char *fh_mount_arg(const struct fh_api *api, fh_req *r, const char **prefix)
+{
+    if (api->size < offsetof(struct fh_api, mount_arg) + sizeof api->mount_arg) {
+        if (prefix)
+            *prefix = NULL;
+        return NULL;
+    }
+    return api->mount_arg(r, prefix);
 }
 
 /* Split "a=1&b=x%20y" into pairs: each call takes the next pair off the

@@ -30,8 +30,10 @@ static const char usage_text[] =
     "  --model M              iterative | fork | prefork | event (default event)\n"
     "  --workers N            worker processes for prefork/event (default: CPUs)\n"
     "  --max-workers N        prefork: grow the pool up to N (default 256)\n"
-    "  --max-conns N          event: connections per worker (default 4096)\n"
+    "  --max-conns N          event: connections per worker; fork: children (default 4096)\n"
     "  --grace S              graceful stop: seconds to finish requests (default 10)\n"
+    "  --accept exclusive|reuseport  event: one shared listener woken with EPOLLEXCLUSIVE\n"
+    "                         (default), or a SO_REUSEPORT listener per worker\n"
     "\n"
     "Content\n"
     "  --root DIR             document root for static files (default .)\n"
@@ -40,6 +42,10 @@ static const char usage_text[] =
     "  --app [PREFIX=]FILE.so:SYMBOL  mount a C app (default prefix /)\n"
     "  --status PREFIX        a status page (text, or JSON with ?json), loopback clients only\n"
     "  --status-public        ...for any client\n"
+    "  --wsgi [PREFIX=]MODULE:CALLABLE  mount a Python WSGI app (default prefix /)\n"
+    "  --pythonpath DIR       prepend DIR to sys.path for --wsgi (repeatable)\n"
+    "  --chdir DIR            change to DIR before importing --wsgi apps\n"
+    "  --preload              import/init apps once before forking workers\n"
     "\n"
     "Limits and timeouts (seconds may have decimals)\n"
     "  --header-timeout S     time to receive a request head (default 10)\n"
@@ -53,6 +59,15 @@ static const char usage_text[] =
     "  --max-keepalive-requests N  requests per connection (default 10000)\n"
     "  --cgi-timeout S        time a CGI script has to answer (default 60)\n"
     "  --cgi-max N            concurrent CGI scripts per worker process, else 503 (default 32)\n"
+    "\n"
+    "Running as a service\n"
+    "  --user NAME            after binding, drop root privileges to NAME (and its group)\n"
+    "  --group NAME           ...and to this group\n"
+    "  --allow-root           serve as root without a warning\n"
+    "  --pid-file FILE        write the master's PID there (removed at exit)\n"
+    "  --error-log FILE       send stderr (warnings, CGI/app errors) to FILE; reopened on SIGUSR1\n"
+    "  --unix PATH            listen on a UNIX socket instead of --host/--port\n"
+    "  (systemd socket activation: with LISTEN_FDS=1 the inherited fd 3 is the listener)\n"
     "\n"
     "Logging\n"
     "  --access-log FILE|-    Combined Log Format access log ('-' = stdout)\n"
@@ -151,6 +166,99 @@ static void parse_cgi(const char *arg)
     m->dir = resolve_dir("--cgi", eq + 1);
 }
 
+/* --wsgi [PREFIX=]module:callable mounts build/wsgi.so (an ordinary app on the
+ * public interface, docs/wsgi.md), found next to the running binary; the
+ * module:callable is the mount's argument (fh_mount_arg). The rest of the
+ * argument (model, paths) is appended by wsgi_finish() once every flag is known. */
+static void parse_wsgi(const char *arg)
+{
+    const char *spec = arg, *eq = strchr(arg, '=');
+    if (eq) {
+        if (arg[0] != '/')
+            usage_error("--wsgi: PREFIX must start with '/': '%s'", arg);
+        spec = eq + 1;
+    }
+    const char *colon = strchr(spec, ':');
+    if (!colon || colon == spec || !colon[1] || strpbrk(spec, "\n/= "))
+        usage_error("--wsgi: expected [PREFIX=]MODULE:CALLABLE: '%s'", arg);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+    if (n <= 0)
+        die(2, "--wsgi: cannot find the server's own binary (/proc/self/exe):");
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    strcpy(slash ? slash + 1 : exe, "wsgi.so");
+    if (access(exe, R_OK) != 0) {
+        fprintf(stderr,
+                "forkhttpd: --wsgi: WSGI support is not built: %s: %s (it needs Debian's "
+                "libpython3.11-dev; install it and run make)\n",
+                exe, strerror(errno));
+        exit(2);
+    }
+    struct mount *m = add_mount("--wsgi");
+    m->kind = MOUNT_APP;
+    m->prefix = eq ? clean_prefix("--wsgi", arg, (size_t)(eq - arg)) : strdup("/");
+    m->prefix_len = m->prefix ? strlen(m->prefix) : 0;
+    m->file = strdup(exe);
+    m->symbol = strdup("app");
+    m->arg = strdup(spec);
+    size_t ll = strlen(spec) + 6;
+    m->label = malloc(ll);
+    if (!m->prefix || !m->file || !m->symbol || !m->arg || !m->label)
+        die(2, "out of memory");
+    snprintf(m->label, ll, "wsgi %s", spec);
+}
+
+static void add_pythonpath(const char *dir)
+{
+    char *real = resolve_dir("--pythonpath", dir);
+    if (strchr(real, '\n'))
+        usage_error("--pythonpath: a newline in '%s'", dir);
+    size_t old = cfg.pythonpath ? strlen(cfg.pythonpath) : 0;
+    char *p = realloc(cfg.pythonpath, old + strlen(real) + 13);
+    if (!p)
+        die(2, "out of memory");
+    sprintf(p + old, "pythonpath=%s\n", real);
+    cfg.pythonpath = p;
+    free(real);
+}
+
+/* Where each app's init runs first, and the rest of each --wsgi argument:
+ *   "module:callable\nmodel=M\nmultiprocess=0|1\n[pythonpath=DIR\n...][chdir=DIR\n]"
+ * Only the event model imports in each worker (unless --preload): the fork
+ * model's child per connection cannot afford an import each, and prefork
+ * grows its pool when every worker is busy, so a new worker must be ready at
+ * once (one that imports for a second looks busy and makes the pool grow
+ * more). Those import once in the first process, as if --preload. */
+static void wsgi_finish(void)
+{
+    int forks = !strcmp(cfg.model, "fork"), iter = !strcmp(cfg.model, "iterative");
+    int prefork = !strcmp(cfg.model, "prefork");
+    int multiprocess = forks || (prefork && cfg.max_workers > 1) ||
+                       (!strcmp(cfg.model, "event") && cfg.workers > 1);
+    for (int i = 0; i < cfg.nmounts; i++) {
+        struct mount *m = &cfg.mounts[i];
+        if (m->kind != MOUNT_APP)
+            continue;
+        if (!m->label) { /* --app */
+            m->start = cfg.preload ? APP_START_PRELOAD : APP_START_WORKER;
+            continue;
+        }
+        m->start = cfg.preload || forks || iter || prefork ? APP_START_PRELOAD : APP_START_CHECK;
+        size_t n = strlen(m->arg) + strlen(cfg.model) + 64 +
+                   (cfg.pythonpath ? strlen(cfg.pythonpath) : 0) +
+                   (cfg.chdir ? strlen(cfg.chdir) : 0);
+        char *a = malloc(n);
+        if (!a)
+            die(2, "out of memory");
+        snprintf(a, n, "%s\nmodel=%s\nmultiprocess=%d\n%s%s%s%s", m->arg, cfg.model,
+                 multiprocess, cfg.pythonpath ? cfg.pythonpath : "", cfg.chdir ? "chdir=" : "",
+                 cfg.chdir ? cfg.chdir : "", cfg.chdir ? "\n" : "");
+        free(m->arg);
+        m->arg = a;
+    }
+}
+
 static void parse_app(const char *arg)
 {
     /* PREFIX=FILE.so:SYMBOL when an '=' comes first; else FILE.so:SYMBOL
@@ -175,10 +283,11 @@ static void parse_app(const char *arg)
 }
 
 enum {
-    O_STATUS = 200, O_STATUSPUB,
+    O_STATUS = 200, O_STATUSPUB, O_ACCEPT, O_USER, O_GROUP, O_ALLOWROOT, O_PIDFILE, O_ERRORLOG, O_UNIX,
     O_HOST = 256, O_PORT, O_MODEL, O_WORKERS, O_MAXWORKERS, O_MAXCONNS, O_BACKLOG, O_ROOT,
     O_AUTOINDEX, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_HTO, O_BTO, O_KTO, O_WTO,
     O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_CGITO, O_CGIMAX, O_HELP, O_VERSION,
+    O_WSGI, O_PYTHONPATH, O_CHDIR, O_PRELOAD,
 };
 
 static const struct option options[] = {
@@ -193,6 +302,10 @@ static const struct option options[] = {
     {"autoindex", no_argument, 0, O_AUTOINDEX},
     {"cgi", required_argument, 0, O_CGI},
     {"app", required_argument, 0, O_APP},
+    {"wsgi", required_argument, 0, O_WSGI},
+    {"pythonpath", required_argument, 0, O_PYTHONPATH},
+    {"chdir", required_argument, 0, O_CHDIR},
+    {"preload", no_argument, 0, O_PRELOAD},
     {"access-log", required_argument, 0, O_ACCESSLOG},
     {"verbose", no_argument, 0, O_VERBOSE},
     {"quiet", no_argument, 0, O_QUIET},
@@ -210,6 +323,13 @@ static const struct option options[] = {
     {"cgi-max", required_argument, 0, O_CGIMAX},
     {"status", required_argument, 0, O_STATUS},
     {"status-public", no_argument, 0, O_STATUSPUB},
+    {"accept", required_argument, 0, O_ACCEPT},
+    {"user", required_argument, 0, O_USER},
+    {"group", required_argument, 0, O_GROUP},
+    {"allow-root", no_argument, 0, O_ALLOWROOT},
+    {"pid-file", required_argument, 0, O_PIDFILE},
+    {"error-log", required_argument, 0, O_ERRORLOG},
+    {"unix", required_argument, 0, O_UNIX},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
     {0, 0, 0, 0},
@@ -255,6 +375,15 @@ void config_parse(int argc, char **argv)
         case O_AUTOINDEX: cfg.autoindex = 1; break;
         case O_CGI: parse_cgi(optarg); break;
         case O_APP: parse_app(optarg); break;
+        case O_WSGI: parse_wsgi(optarg); break;
+        case O_PYTHONPATH: add_pythonpath(optarg); break;
+        case O_CHDIR:
+            free(cfg.chdir); /* the last --chdir wins */
+            cfg.chdir = resolve_dir("--chdir", optarg);
+            if (strchr(cfg.chdir, '\n'))
+                usage_error("--chdir: a newline in '%s'", optarg);
+            break;
+        case O_PRELOAD: cfg.preload = 1; break;
         case O_ACCESSLOG: cfg.access_log = optarg; break;
         case O_VERBOSE: cfg.verbose = 1; break;
         case O_QUIET: cfg.quiet = 1; break;
@@ -278,6 +407,20 @@ void config_parse(int argc, char **argv)
             break;
         }
         case O_STATUSPUB: cfg.status_public = 1; break;
+        case O_ACCEPT:
+            if (strcmp(optarg, "exclusive") == 0)
+                cfg.reuseport = 0;
+            else if (strcmp(optarg, "reuseport") == 0)
+                cfg.reuseport = 1;
+            else
+                usage_error("--accept: 'exclusive' or 'reuseport', not '%s'", optarg);
+            break;
+        case O_USER: cfg.user = optarg; break;
+        case O_GROUP: cfg.group = optarg; break;
+        case O_ALLOWROOT: cfg.allow_root = 1; break;
+        case O_PIDFILE: cfg.pid_file = optarg; break;
+        case O_ERRORLOG: cfg.error_log = optarg; break;
+        case O_UNIX: cfg.unix_path = optarg; break;
         case O_HELP: fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("forkhttpd %s\n", FH_VERSION); exit(0);
         case ':':
@@ -296,6 +439,7 @@ void config_parse(int argc, char **argv)
     if (cfg.max_workers < cfg.workers)
         cfg.max_workers = cfg.workers;
     cfg.workers_set = workers_set;
+    wsgi_finish();
 
     /* The static root is the fallback mount "/" (router.c: longest prefix wins). */
     struct mount *m = add_mount("--root");
@@ -317,6 +461,12 @@ void config_free(void)
         free(m->dir);
         free(m->file);
         free(m->symbol);
+        free(m->arg);
+        free(m->label);
     }
     cfg.nmounts = 0;
+    free(cfg.pythonpath);
+    cfg.pythonpath = NULL;
+    free(cfg.chdir);
+    cfg.chdir = NULL;
 }

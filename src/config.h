@@ -11,6 +11,15 @@
 
 enum mount_kind { MOUNT_STATIC, MOUNT_CGI, MOUNT_APP, MOUNT_STATUS };
 
+/* Where an app's SYMBOL_init first runs (h_app.c): */
+enum app_start {
+    APP_START_WORKER,  /* in each serving process after fork (the default) */
+    APP_START_PRELOAD, /* once in the first process before listening; forks inherit it
+                          (--preload; --wsgi in every model but event) */
+    APP_START_CHECK,   /* per worker, but tried once at startup in a throw-away child so
+                          an app that cannot start stops the server (--wsgi) */
+};
+
 /* One entry of the mount table: URL prefix -> handler (router.c). */
 struct mount {
     enum mount_kind kind;
@@ -21,6 +30,9 @@ struct mount {
     char *file;        /* app: FILE.so */
     char *symbol;      /* app: SYMBOL */
     void *app;         /* app: loaded state (h_app.c) */
+    char *arg;         /* app: the argument the app reads with fh_mount_arg, or NULL */
+    char *label;       /* app: its name in logs ("wsgi hello:app"); NULL: FILE.so:SYMBOL */
+    enum app_start start;
 };
 
 struct config {
@@ -31,6 +43,7 @@ struct config {
     int workers_set;   /* given on the command line */
     int max_workers;
     int max_conns;
+    int reuseport;     /* --accept reuseport (event): a listener per worker */
     int backlog;
     const char *root;
     int autoindex;
@@ -38,6 +51,13 @@ struct config {
     int verbose;
     int quiet;
     int status_public; /* --status-public: the status page for any client */
+    /* operating as a service */
+    const char *user;      /* --user: drop to this user after binding (when root) */
+    const char *group;     /* --group */
+    int allow_root;        /* --allow-root: stay root without a warning */
+    const char *pid_file;  /* --pid-file */
+    const char *error_log; /* --error-log: stderr (ours, CGI scripts', apps') goes there */
+    const char *unix_path; /* --unix: listen on a UNIX socket instead of TCP */
 
     /* timeouts, milliseconds */
     int header_timeout;
@@ -54,6 +74,11 @@ struct config {
     size_t max_headers;
     unsigned max_keepalive_requests;
     int cgi_max;       /* --cgi-max: concurrent CGI scripts per worker process */
+
+    /* WSGI (--wsgi mounts run build/wsgi.so; docs/wsgi.md) */
+    int preload;       /* --preload: every app's init runs once before forking */
+    char *pythonpath;  /* --pythonpath DIRs, absolute, one "pythonpath=DIR\n" line each */
+    char *chdir;       /* --chdir DIR, absolute */
 
     struct mount mounts[FH_MAX_MOUNTS];
     int nmounts;

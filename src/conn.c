@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,7 @@ struct exchange {
     int is_head;
     int respond_after_flush; /* out was too full to take the next response head */
     int spool_fd;      /* the request body for the handler (S_SPOOL), or -1 */
+    int corked;        /* TCP_CORK is on while a file body is sent */
     size_t linger_bytes;
     char path[PATH_MAX];
     char *in;
@@ -95,6 +98,7 @@ static struct exchange *x_get(void)
     x->head_len = 0;
     x->closing = x->linger = x->pending = x->respond_after_flush = 0;
     x->spool_fd = -1;
+    x->corked = 0;
     resp_init(&x->resp);
     http_req_init(&x->req);
     return x;
@@ -135,6 +139,7 @@ void conn_init(struct conn *c, int fd, const union net_addr *peer)
     c->fd = fd;
     c->wait_fd = fd;
     c->state = S_IDLE;
+    c->readable = 1; /* the request often arrives with the connection */
     c->nreq = 0;
     c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
     c->peer = *peer;
@@ -187,18 +192,25 @@ static const struct http_limits *limits(void)
 static ssize_t fill(struct conn *c)
 {
     struct exchange *x = c->x;
+    if (!c->readable)
+        return FH_AGAIN; /* drained: wait for the model to see new bytes */
     for (;;) {
-        ssize_t n = recv(c->fd, x->in + x->in_len, x->in_cap - x->in_len, 0);
+        size_t room = x->in_cap - x->in_len;
+        ssize_t n = recv(c->fd, x->in + x->in_len, room, 0);
         if (n > 0) {
             x->in_len += (size_t)n;
+            if ((size_t)n < room)
+                c->readable = 0; /* a short read: the socket is empty now */
             return n;
         }
         if (n == 0)
             return 0;
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->readable = 0;
             return FH_AGAIN;
+        }
         return -1;
     }
 }
@@ -500,6 +512,12 @@ static void respond(struct conn *c)
         resp_release(rs);
     } else if (rs->body != BODY_NONE) {
         x->pending = 1;
+        if (rs->body == BODY_FILE) {
+            /* cork: the head waits for the file's first pages, and sendfile
+             * fills whole segments instead of pushing each piece (nodelay) */
+            int on = 1;
+            x->corked = setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
+        }
     }
     if (!x->keep_alive)
         x->closing = 1;
@@ -593,6 +611,11 @@ static int write_out(struct conn *c)
             if (rs->length == 0) {
                 resp_release(rs);
                 x->pending = 0;
+                if (x->corked) { /* out goes the last partial segment */
+                    int off = 0;
+                    setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+                    x->corked = 0;
+                }
             }
             continue;
         }
@@ -672,6 +695,13 @@ int conn_step(struct conn *c)
         struct exchange *x = c->x;
         switch (c->state) {
         case S_IDLE: {
+            if (!c->readable) { /* nothing to read: give the buffers back and wait */
+                if (x) {
+                    x_put(x);
+                    c->x = NULL;
+                }
+                return CONN_READ;
+            }
             if (!x) {
                 x = c->x = x_get();
                 if (!x)

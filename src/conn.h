@@ -26,6 +26,11 @@ struct conn {
     int fd;
     int wait_fd;           /* what conn_step waits on: fd, or a CGI/app pipe */
     int state;
+    /* May a read find bytes? The model sets it when the socket is reported
+     * readable; conn_step clears it when a read drains the socket (a short
+     * read or EAGAIN), so an idle keep-alive connection costs no recv that
+     * can only say EAGAIN (nginx's rev->ready). */
+    int readable;
     unsigned nreq;         /* requests begun on this connection */
     uint64_t deadline;     /* ms, CLOCK_MONOTONIC */
     union net_addr peer;

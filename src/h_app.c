@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -47,7 +48,11 @@ struct app {
     int ready;  /* init ran (or there is none) in this process */
     int broken; /* init failed in this process: its requests get 500 */
     char *file, *symbol;
-    char *name; /* "FILE.so:SYMBOL", for logs */
+    const char *arg;    /* the mount's argument (fh_mount_arg), or NULL */
+    const char *prefix; /* the first mount's prefix */
+    enum app_start start;
+    int logged;         /* init/fini logged something (fh_api_log) */
+    char *name; /* "FILE.so:SYMBOL" or the mount's label, for logs */
 };
 
 static struct app *apps[FH_MAX_MOUNTS];
@@ -859,8 +864,19 @@ __attribute__((format(printf, 2, 0))) static void api_vlog(fh_req *r, const char
         warn("app %s: %s (\"%.*s\")", q->app->name, msg, (int)n, rl);
     } else {
         struct app *a = crash_app; /* set while init/fini run */
+        if (a)
+            a->logged = 1;
         warn("app %s: %s", a ? a->name : "?", msg);
     }
+}
+
+/* r NULL: the app whose init/fini runs now (as for vlog). */
+static const char *api_mount_arg(fh_req *r, const char **prefix)
+{
+    struct app *a = r ? AQ(r)->app : crash_app;
+    if (prefix)
+        *prefix = r ? AQ(r)->rq->mount->prefix : a ? a->prefix : NULL;
+    return a ? a->arg : NULL;
 }
 
 static const struct fh_api api = {
@@ -881,6 +897,7 @@ static const struct fh_api api = {
     .sendfile = api_sendfile,
     .stream = api_stream,
     .vlog = api_vlog,
+    .mount_arg = api_mount_arg,
 };
 
 /* ---- the stream body, as the core pulls it ---- */
@@ -953,6 +970,8 @@ static void fail_500(struct areq *q, struct response *resp)
     areq_put(q);           /* frees the write buffer, closes a file */
 }
 
+static int starting_up; /* inside app_startup() */
+
 static int start_app(struct app *a)
 {
     if (a->ready || a->broken)
@@ -962,8 +981,9 @@ static int start_app(struct app *a)
         int rc = a->init(&api, &a->state);
         crash_leave();
         if (rc != 0) {
-            warn("app %s: %s_init returned %d; its requests get 500 in this process", a->name,
-                 a->symbol, rc);
+            if (!starting_up) /* at startup, app_startup() reports it (one line) */
+                warn("app %s: %s_init returned %d; its requests get 500 in this process",
+                     a->name, a->symbol, rc);
             a->broken = 1;
             return 0;
         }
@@ -1042,6 +1062,10 @@ void h_app(const struct request *req, struct response *resp)
         resp->mem = q->smem;
         break;
     case B_BUF:
+        if (!q->buf) { /* only empty fh_write calls: no memory to hand over */
+            resp->body = BODY_NONE;
+            break;
+        }
         resp->body = BODY_MEM;
         resp->mem = q->buf;
         resp->mem_free = q->buf; /* the core frees it once sent */
@@ -1100,18 +1124,25 @@ static struct app *app_open(const struct mount *m)
         return NULL;
     }
     struct app *a = calloc(1, sizeof *a);
-    size_t nl = strlen(spec_file) + 1 + strlen(sym) + 1;
+    size_t nl = strlen(spec_file) + 1 + strlen(sym) + 1 + (m->label ? strlen(m->label) : 0);
     if (!a || !(a->name = malloc(nl))) {
         fprintf(stderr, "forkhttpd: --app %s:%s: out of memory\n", spec_file, sym);
         free(a);
         return NULL;
     }
-    snprintf(a->name, nl, "%s:%s", spec_file, sym);
+    if (m->label)
+        snprintf(a->name, nl, "%s", m->label);
+    else
+        snprintf(a->name, nl, "%s:%s", spec_file, sym);
     a->file = m->file;
     a->symbol = m->symbol;
+    a->arg = m->arg;
+    a->prefix = m->prefix;
+    a->start = m->start;
     a->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!a->dl) {
-        fprintf(stderr, "forkhttpd: --app %s: cannot open: %s\n", a->name, dlerror());
+        fprintf(stderr, "forkhttpd: %s%s: cannot open: %s\n", m->label ? "--" : "--app ", a->name,
+                dlerror());
         goto fail;
     }
     a->fn = (fh_handler *)own_sym(a->dl, sym);
@@ -1145,6 +1176,60 @@ fail:
     return NULL;
 }
 
+static int app_startup_(struct app *a);
+
+/* APP_START_PRELOAD: init here, before listening; every process forked later
+ * inherits the ready state (and does not run init again). APP_START_CHECK:
+ * init once in a throw-away child, so an app that cannot start (a WSGI module
+ * that does not import) stops the server with exit 2 before it listens, while
+ * each worker still runs its own init. A failing init is expected to log its
+ * reason (one line); the server adds a line only when it did not. */
+static int app_startup(struct app *a)
+{
+    starting_up = 1;
+    int rc = app_startup_(a);
+    starting_up = 0;
+    return rc;
+}
+
+static int app_startup_(struct app *a)
+{
+    if (a->start == APP_START_PRELOAD) {
+        start_app(a);
+        if (a->ready)
+            return 0;
+        if (!a->logged)
+            fprintf(stderr, "forkhttpd: app %s: %s_init failed at startup\n", a->name, a->symbol);
+        return -1;
+    }
+    if (a->start != APP_START_CHECK || !a->init)
+        return 0;
+    fflush(NULL); /* nothing buffered may be written twice */
+    pid_t pid = fork();
+    if (pid < 0) {
+        warn("app %s: fork for the startup check:", a->name);
+        return -1;
+    }
+    if (pid == 0) {
+        start_app(a);
+        if (!a->ready && !a->logged)
+            fprintf(stderr, "forkhttpd: app %s: %s_init failed at startup\n", a->name,
+                    a->symbol);
+        /* no fini, no atexit handlers, no leak report: this process only looked */
+        fflush(NULL);
+        _exit(a->ready ? 0 : 2);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "forkhttpd: app %s: %s_init crashed with signal %d at startup\n",
+                a->name, a->symbol, WTERMSIG(st));
+    return -1;
+}
+
 int h_app_load(void)
 {
     for (int i = 0; i < cfg.nmounts; i++) {
@@ -1152,8 +1237,12 @@ int h_app_load(void)
         if (m->kind != MOUNT_APP)
             continue;
         struct app *a = NULL;
-        for (int k = 0; k < napps && !a; k++) /* one instance per FILE.so:SYMBOL */
-            if (!strcmp(apps[k]->file, m->file) && !strcmp(apps[k]->symbol, m->symbol))
+        /* one instance per FILE.so:SYMBOL and argument (several --wsgi mounts
+         * share wsgi.so:app, each with its own module:callable) */
+        for (int k = 0; k < napps && !a; k++)
+            if (!strcmp(apps[k]->file, m->file) && !strcmp(apps[k]->symbol, m->symbol) &&
+                (apps[k]->arg == m->arg ||
+                 (apps[k]->arg && m->arg && !strcmp(apps[k]->arg, m->arg))))
                 a = apps[k];
         if (!a) {
             a = app_open(m);
@@ -1165,11 +1254,34 @@ int h_app_load(void)
         }
         m->app = a;
     }
+    for (int k = 0; k < napps; k++) {
+        if (app_startup(apps[k]) < 0) {
+            h_app_unload();
+            return -1;
+        }
+    }
     return 0;
+}
+
+/* fini for apps that are ready in this process outside h_worker_start/stop
+ * (preloaded in the first process). */
+static void fini_ready(void)
+{
+    for (int k = 0; k < napps; k++) {
+        struct app *a = apps[k];
+        if (a->ready && a->fini) {
+            crash_enter(a, NULL, 0, " in its fini");
+            a->fini(&api, a->state);
+            crash_leave();
+        }
+        a->ready = 0;
+        a->state = NULL;
+    }
 }
 
 void h_app_unload(void)
 {
+    fini_ready();
     for (int i = 0; i < cfg.nmounts; i++)
         if (cfg.mounts[i].kind == MOUNT_APP)
             cfg.mounts[i].app = NULL;
@@ -1190,16 +1302,7 @@ void h_worker_start(void)
 
 void h_worker_stop(void)
 {
-    for (int k = 0; k < napps; k++) {
-        struct app *a = apps[k];
-        if (a->ready && a->fini) {
-            crash_enter(a, NULL, 0, " in its fini");
-            a->fini(&api, a->state);
-            crash_leave();
-        }
-        a->ready = 0;
-        a->state = NULL;
-    }
+    fini_ready();
     areq_pool_free();
     crash_uninstall();
 }

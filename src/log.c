@@ -119,8 +119,45 @@ int access_log_open(const char *path)
     return 0;
 }
 
+static char banner[512];
+
+void announce_set(const char *line)
+{
+    snprintf(banner, sizeof banner, "%s", line);
+}
+
+void announce_ready(void)
+{
+    fputs(banner, stdout);
+    fflush(stdout);
+}
+
+static const char *elog_path;
+
+static int error_log_dup(void)
+{
+    int fd = open(elog_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    dup2(fd, STDERR_FILENO); /* dup2 clears close-on-exec: children inherit it */
+    close(fd);
+    return 0;
+}
+
+int error_log_open(const char *path)
+{
+    elog_path = path;
+    if (error_log_dup() < 0) {
+        fprintf(stderr, "forkhttpd: --error-log: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int access_log_reopen(void)
 {
+    if (elog_path && error_log_dup() < 0)
+        warn("reopen error log %s:", elog_path);
     if (!alog_path || strcmp(alog_path, "-") == 0)
         return 0;
     int fd = open(alog_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

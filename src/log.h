@@ -16,6 +16,16 @@ void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --verbose only: each line of a head, prefixed (e.g. "< " or "> "). */
 void vlog_head(const char *prefix, const char *head, size_t len);
 
+/* The "Serving HTTP on ..." line: main.c composes it, and whoever knows the
+ * server is ready prints it (main, or the event master once every worker
+ * listens): tests and scripts read it as the readiness signal. */
+void announce_set(const char *line);
+void announce_ready(void);
+
+/* --error-log: stderr itself goes to FILE (so do CGI scripts' and apps'
+ * stderr). 0, or -1 with a message. access_log_reopen() reopens it too. */
+int error_log_open(const char *path);
+
 /* Access log in Combined Log Format; path "-" is stdout. 0 or -1 (message printed). */
 int access_log_open(const char *path);
 int access_log_reopen(void);

@@ -1,5 +1,7 @@
 /* main.c - argv -> config, bind the listener, pick the model, run it. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +41,68 @@ const char *model_names(void)
     return buf;
 }
 
+/* --pid-file: the master's PID, for service managers and scripts. */
+static int write_pid_file(void)
+{
+    if (!cfg.pid_file)
+        return 0;
+    FILE *f = fopen(cfg.pid_file, "we");
+    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "forkhttpd: --pid-file %s: %s\n", cfg.pid_file, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Bind as root (ports below 1024), then serve as --user: a compromised
+ * worker then holds no privilege. */
+static int drop_privileges(void)
+{
+    if (geteuid() != 0) {
+        if (cfg.user || cfg.group) {
+            struct passwd *pw = cfg.user ? getpwnam(cfg.user) : NULL;
+            if (!cfg.user || !pw || pw->pw_uid != geteuid()) {
+                fprintf(stderr, "forkhttpd: --user/--group need the server to start as root\n");
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (!cfg.user) {
+        if (cfg.group) {
+            fprintf(stderr, "forkhttpd: --group needs --user\n");
+            return -1;
+        }
+        if (!cfg.allow_root && !cfg.quiet)
+            warn("serving as root: use --user NAME to drop privileges after binding "
+                 "(--allow-root silences this)");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(cfg.user);
+    if (!pw) {
+        fprintf(stderr, "forkhttpd: --user %s: no such user\n", cfg.user);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (cfg.group) {
+        struct group *gr = getgrnam(cfg.group);
+        if (!gr) {
+            fprintf(stderr, "forkhttpd: --group %s: no such group\n", cfg.group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        fprintf(stderr, "forkhttpd: --user %s: %s\n", cfg.user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) { /* must be impossible now */
+        fprintf(stderr, "forkhttpd: --user %s: could not drop root\n", cfg.user);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     config_parse(argc, argv);
@@ -61,21 +125,49 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (cfg.error_log && error_log_open(cfg.error_log) < 0)
+        return 2;
     if (access_log_open(cfg.access_log) < 0)
         return 2;
     if (h_app_load() < 0)
         return 2;
 
     int port = 0;
-    int lfd = net_listen(cfg.host, cfg.port, cfg.backlog, &port);
+    const char *where = cfg.host;
+    char unix_where[256];
+    int lfd = net_inherited(&port); /* systemd socket activation */
+    if (lfd == -2)
+        return 2;
+    if (lfd >= 0) {
+        where = "systemd socket";
+    } else if (cfg.unix_path) {
+        lfd = net_listen_unix(cfg.unix_path, cfg.backlog);
+        snprintf(unix_where, sizeof unix_where, "unix:%s", cfg.unix_path);
+        where = unix_where;
+    } else {
+        /* a listener per worker only makes sense for event workers */
+        net_reuseport = cfg.reuseport && strcmp(model->name, "event") == 0;
+        if (cfg.reuseport && !net_reuseport && !cfg.quiet)
+            warn("note: --accept reuseport applies to the event model only");
+        lfd = net_listen(cfg.host, cfg.port, cfg.backlog, &port);
+    }
     if (lfd < 0)
         return 2;
+    if (write_pid_file() < 0 || drop_privileges() < 0) {
+        close(lfd);
+        return 2;
+    }
     sig_install();
 
     int workers = model->uses_workers ? cfg.workers : 1;
-    printf("Serving HTTP on %s port %d (model %s, %d worker%s) ...\n", cfg.host, port,
-           model->name, workers, workers == 1 ? "" : "s");
-    fflush(stdout);
+    char banner[512];
+    snprintf(banner, sizeof banner, "Serving HTTP on %s port %d (model %s, %d worker%s) ...\n",
+             where, port, model->name, workers, workers == 1 ? "" : "s");
+    announce_set(banner);
+    /* The banner says "ready": with a listener per worker (reuseport) nothing
+     * listens until the workers have opened theirs, so the master says it. */
+    if (!net_reuseport)
+        announce_ready();
     if (!cfg.quiet && !model->uses_workers && cfg.workers_set)
         warn("note: --workers is ignored by the %s model", model->name);
 
@@ -91,6 +183,10 @@ int main(int argc, char **argv)
     int rc = model->run(lfd);
 
     close(lfd);
+    if (cfg.pid_file)
+        unlink(cfg.pid_file);
+    if (cfg.unix_path)
+        unlink(cfg.unix_path);
     conn_pool_free();
     h_static_cache_free();
     h_app_unload();

@@ -12,6 +12,7 @@ struct model {
 };
 
 const struct model *model_find(const char *name);
+
 const char *model_names(void);
 
 int model_iterative(int lfd);

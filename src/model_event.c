@@ -14,6 +14,7 @@
  * connections still waiting in it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -36,7 +37,12 @@ struct econn {
     struct conn c;
     struct econn *prev, *next; /* the open connections, for the timeout sweep */
     int extra_fd;              /* a body stream's fd registered in epoll, or -1 */
+    int waiting;               /* what the last conn_step waits for (CONN_*) */
 };
+
+/* reuseport: each first-generation worker writes a byte here once it
+ * listens; the master prints the banner when all have (event_ready). */
+static int ready_fd = -1, ready_rd = -1;
 
 static struct econn *table;
 static size_t table_len;
@@ -91,6 +97,7 @@ static void close_conn(struct econn *e)
 static void step(struct econn *e)
 {
     int r = conn_step(&e->c);
+    e->waiting = r;
     if (r == CONN_DONE) {
         close_conn(e);
         return;
@@ -140,6 +147,7 @@ static void accept_ready(void)
         struct econn *e = &table[fd];
         conn_init(&e->c, fd, &peer);
         e->extra_fd = -1;
+        e->waiting = CONN_READ;
         e->prev = NULL;
         e->next = open_list;
         if (open_list)
@@ -195,6 +203,26 @@ static int event_worker(int lfd)
         return 1;
     }
     lfd_ = lfd;
+    if (net_reuseport) {
+        /* a listener of our own in the port's SO_REUSEPORT group: the kernel
+         * hashes each new connection to one worker's queue */
+        lfd_ = net_listen_same(lfd, cfg.backlog);
+        if (lfd_ < 0) {
+            warn("reuseport listener:");
+            return 1;
+        }
+        close(lfd); /* the master's bound (not listening) socket */
+        net_listen_fd = lfd_;
+        if (ready_fd >= 0) { /* tell the master this worker listens */
+            ssize_t w = write(ready_fd, "", 1);
+            (void)w;
+        }
+    }
+    if (ready_fd >= 0)
+        close(ready_fd);
+    if (ready_rd >= 0)
+        close(ready_rd);
+    ready_fd = ready_rd = -1;
     listen_on(1);
     if (sb_self)
         sb_self->state = SB_IDLE;
@@ -234,10 +262,17 @@ static int event_worker(int lfd)
         }
         for (int i = 0; i < n; i++) {
             struct econn *e = evs[i].data.ptr;
-            if (!e)
+            if (!e) {
                 accept_ready();
-            else if (e->c.fd >= 0)
-                step(e);
+                continue;
+            }
+            if (e->c.fd < 0)
+                continue;
+            if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                e->c.readable = 1;
+            else if (e->waiting != CONN_WRITE && e->c.wait_fd == e->c.fd)
+                continue; /* a writable edge nobody waits for (after each response) */
+            step(e);
         }
         now = now_ms();
         if (now >= next_sweep) {
@@ -254,8 +289,38 @@ static int event_worker(int lfd)
     return 0;
 }
 
+static void event_ready(void)
+{
+    if (ready_rd < 0)
+        return;
+    close(ready_fd); /* the master's copy of the write end */
+    ready_fd = -1;
+    char b[64];
+    int got = 0;
+    struct pollfd p = {.fd = ready_rd, .events = POLLIN};
+    uint64_t end = now_ms() + 5000;
+    while (got < cfg.workers && now_ms() < end) {
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(ready_rd, b, sizeof b);
+        if (n <= 0)
+            break; /* every worker closed it: ready or dead */
+        got += (int)n;
+    }
+    close(ready_rd);
+    ready_rd = -1;
+    announce_ready();
+}
+
 static void event_setup(int lfd)
 {
+    if (net_reuseport) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) == 0) {
+            ready_rd = p[0];
+            ready_fd = p[1];
+        }
+    }
     /* workers share the socket and may lose the race for a connection:
      * accept must then say EAGAIN instead of blocking */
     int fl = fcntl(lfd, F_GETFL);
@@ -265,6 +330,7 @@ static void event_setup(int lfd)
 static const struct sup_model event = {
     .name = "event",
     .setup = event_setup,
+    .started = event_ready,
     .worker = event_worker,
     .balance = NULL,
 };

@@ -3,10 +3,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int net_listen_fd = -1;
@@ -35,7 +39,10 @@ int net_listen(const char *host, int port, int backlog, int *bound_port)
         int one = 1;
         /* Restart on the same port at once, though old connections sit in TIME_WAIT. */
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+        if (net_reuseport)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            (net_reuseport || listen(fd, backlog) == 0))
             break;
         err = errno;
         close(fd);
@@ -50,6 +57,79 @@ int net_listen(const char *host, int port, int backlog, int *bound_port)
     socklen_t len = sizeof a;
     getsockname(fd, &a.sa, &len);
     *bound_port = ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in4.sin_port);
+    return fd;
+}
+
+int net_reuseport;
+
+int net_listen_same(int bound_fd, int backlog)
+{
+    union net_addr a;
+    socklen_t len = sizeof a;
+    if (getsockname(bound_fd, &a.sa, &len) < 0)
+        return -1;
+    int fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, &a.sa, len) < 0 || listen(fd, backlog) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int net_listen_unix(const char *path, int backlog)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path) {
+        fprintf(stderr, "forkhttpd: --unix %s: path too long\n", path);
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "forkhttpd: --unix %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path); /* left by an earlier run */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, backlog) < 0) {
+        fprintf(stderr, "forkhttpd: cannot listen on unix:%s: %s\n", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int net_inherited(int *bound_port)
+{
+    const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+    if (!pid || !n || atol(pid) != (long)getpid() || atoi(n) < 1)
+        return -1;
+    int fd = 3; /* SD_LISTEN_FDS_START */
+    int type = 0;
+    socklen_t tl = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM) {
+        fprintf(stderr, "forkhttpd: LISTEN_FDS: fd 3 is not a stream socket\n");
+        return -2;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    unsetenv("LISTEN_PID"); /* not for CGI programs */
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    union net_addr a;
+    socklen_t len = sizeof a;
+    *bound_port = 0;
+    if (getsockname(fd, &a.sa, &len) == 0 && (a.sa.sa_family == AF_INET || a.sa.sa_family == AF_INET6))
+        *bound_port = ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in4.sin_port);
     return fd;
 }
 
@@ -80,6 +160,10 @@ void net_addr_str(const union net_addr *a, char *buf, size_t cap, int *port)
         inet_ntop(AF_INET, &a->in4.sin_addr, buf, (socklen_t)cap);
         if (port)
             *port = ntohs(a->in4.sin_port);
+    } else if (a->sa.sa_family == AF_UNIX) {
+        snprintf(buf, cap, "unix");
+        if (port)
+            *port = 0;
     } else {
         snprintf(buf, cap, "-");
         if (port)

@@ -17,6 +17,19 @@ union net_addr {
  * *bound_port, or prints one line and returns -1. */
 int net_listen(const char *host, int port, int backlog, int *bound_port);
 
+/* --accept reuseport: net_listen() only binds (with SO_REUSEPORT, reserving
+ * the port) and each event worker opens its own listener on the same
+ * address with net_listen_same(); the kernel spreads connections over them. */
+extern int net_reuseport;
+int net_listen_same(int bound_fd, int backlog);
+
+/* Listen on a UNIX socket at path (a stale socket file there is replaced). */
+int net_listen_unix(const char *path, int backlog);
+
+/* systemd socket activation: the inherited listener (fd 3) when LISTEN_PID
+ * is this process and LISTEN_FDS >= 1; else -1. Its port goes to *bound_port. */
+int net_inherited(int *bound_port);
+
 /* The listening socket (for the status page's queue length), or -1. */
 extern int net_listen_fd;
 

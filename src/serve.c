@@ -31,6 +31,8 @@ void serve_connection(int fd, const union net_addr *peer)
         struct pollfd p[2] = {{.fd = c.wait_fd, .events = w == CONN_READ ? POLLIN : POLLOUT},
                               {.fd = c.fd, .events = 0}};
         int n = poll(p, c.wait_fd != c.fd ? 2 : 1, (int)(c.deadline - now));
+        if (n > 0)
+            c.readable = 1; /* (or writable, or a pipe's news: a read may tell) */
         if (n < 0 && errno != EINTR)
             break;
         if (n < 0 && sig_stop)

@@ -306,6 +306,8 @@ int sup_run(int lfd, const struct sup_model *m)
 
     for (int i = 0; i < cfg.workers; i++)
         spawn();
+    if (m->started)
+        m->started();
 
     for (;;) {
         sigsuspend(&wait_mask); /* the only place the master waits */

@@ -43,6 +43,8 @@ struct sup_model {
     const char *name;
     /* Prepare the listener before any worker starts (e.g. O_NONBLOCK). */
     void (*setup)(int lfd);
+    /* After the first workers are forked (e.g. wait until they listen). */
+    void (*started)(void);
     /* A worker's whole life; returns its exit status. */
     int (*worker)(int lfd);
     /* Called on each master wake-up (signal or tick): may ask for more or

@@ -417,3 +417,21 @@ def test_fork_max_conns_caps_children(start_server, docroot):
         c.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
         assert c.recv(4096).startswith(b"HTTP/1.1 200")
         c.close()
+
+
+def test_event_accept_reuseport(start_server, docroot):
+    """--accept reuseport: a SO_REUSEPORT listener per worker; the kernel
+    spreads new connections over them (both workers accept some)."""
+    s = start_server("--accept", "reuseport", "--workers", 2, "--status", "/st", model="event", root=docroot)
+    for _ in range(200):
+        assert hello_ok(s)
+    import json
+    doc = json.loads(raw(s, b"GET /st?json HTTP/1.0\r\n\r\n").split(b"\r\n\r\n", 1)[1])
+    accepted = [w["accepted"] for w in doc["workers"]]
+    assert len(accepted) == 2 and all(a > 20 for a in accepted), accepted
+    assert doc["listen_queue"]["max"] == 1024  # the worker's own listener
+
+
+def test_accept_flag_errors():
+    p = subprocess.run([BIN, "--accept", "random"], capture_output=True, timeout=10)
+    assert p.returncode == 2 and b"--accept" in p.stderr
