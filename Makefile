@@ -60,9 +60,9 @@ $(BUILD)/%.so: apps/%.c include/forkhttpd_app.h | $(BUILD)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
 # An app like the others, linked with libpython (-z nodelete: an interpreter
-# is never unloaded). Python's headers cast away const in their inline code.
+# is never unloaded). The project's warnings hold for Python 3.11's headers.
 $(BUILD)/wsgi.so: $(wildcard src/wsgi/*.c) include/forkhttpd_app.h | $(BUILD)
-	$(CC) $(CFLAGS) -Wno-cast-qual $$($(PYCONFIG) --includes) \
+	$(CC) $(CFLAGS) $$($(PYCONFIG) --includes) \
 	  -DFH_PYTHON_EXE='"'"$$($(PYCONFIG) --exec-prefix)/bin/python3.11"'"' \
 	  -fPIC -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(filter %.c,$^) \
 	  $$($(PYCONFIG) --ldflags --embed)

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from djangoapp import views
+
+urlpatterns = [path("hello", views.hello)]

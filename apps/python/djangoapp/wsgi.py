@@ -1,0 +1,7 @@
+"""forkhttpd --wsgi djangoapp.wsgi:application (from apps/python)."""
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djangoapp.settings")
+application = get_wsgi_application()
