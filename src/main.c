@@ -73,10 +73,7 @@ static int drop_privileges(void)
             fprintf(stderr, "forkhttpd: --group needs --user\n");
             return -1;
         }
-        if (!cfg.allow_root && !cfg.quiet)
-            warn("serving as root: use --user NAME to drop privileges after binding "
-                 "(--allow-root silences this)");
-        return 0;
+        return 0; /* main() warns once the server really starts */
     }
     struct passwd *pw = getpwnam(cfg.user);
     if (!pw) {
@@ -129,9 +126,6 @@ int main(int argc, char **argv)
         return 2;
     if (access_log_open(cfg.access_log) < 0)
         return 2;
-    if (h_app_load() < 0)
-        return 2;
-
     int port = 0;
     const char *where = cfg.host;
     char unix_where[256];
@@ -153,11 +147,18 @@ int main(int argc, char **argv)
     }
     if (lfd < 0)
         return 2;
-    if (write_pid_file() < 0 || drop_privileges() < 0) {
+    /* apps load (and --preload imports) after the privileges are dropped:
+     * their code never runs as root when --user is given */
+    if (write_pid_file() < 0 || drop_privileges() < 0 || h_app_load() < 0) {
         close(lfd);
+        if (cfg.pid_file)
+            unlink(cfg.pid_file);
         return 2;
     }
     sig_install();
+    if (geteuid() == 0 && !cfg.user && !cfg.allow_root && !cfg.quiet)
+        warn("serving as root: use --user NAME to drop privileges after binding "
+             "(--allow-root silences this)");
 
     int workers = model->uses_workers ? cfg.workers : 1;
     char banner[512];
@@ -182,7 +183,8 @@ int main(int argc, char **argv)
     net_listen_fd = lfd;
     int rc = model->run(lfd);
 
-    close(lfd);
+    if (sig_close_on_stop != -2) /* else the stop signal closed it already */
+        close(lfd);
     if (cfg.pid_file)
         unlink(cfg.pid_file);
     if (cfg.unix_path)

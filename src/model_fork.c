@@ -162,6 +162,7 @@ int model_fork(int lfd)
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
 
+    sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
         if (sig_reopen) {
             sig_reopen = 0;
@@ -179,6 +180,8 @@ int model_fork(int lfd)
         union net_addr peer;
         int fd = net_accept(lfd, &peer);
         if (fd < 0) {
+            if (sig_stop)
+                break;
             if (errno == EINTR && log_verbose_on && !sig_stop)
                 vlog("accept interrupted by a signal (EINTR); restarting it");
             accept_error(errno);
@@ -195,6 +198,7 @@ int model_fork(int lfd)
         pid_t pid = fork();
         if (pid == 0) {
             /* the child: the listening socket is the parent's business */
+            sig_close_on_stop = -1; /* before the number can be reused */
             close(lfd);
             net_listen_fd = -1;
             signal(SIGCHLD, SIG_DFL);

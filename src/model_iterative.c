@@ -18,6 +18,7 @@
 int model_iterative(int lfd)
 {
     h_worker_start();
+    sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
         if (sig_reopen) {
             sig_reopen = 0;
@@ -26,6 +27,8 @@ int model_iterative(int lfd)
         union net_addr peer;
         int fd = net_accept(lfd, &peer);
         if (fd < 0) {
+            if (sig_stop)
+                break;
             accept_error(errno); /* EINTR: a signal arrived; the loop looks at the flags */
             continue;
         }

@@ -31,6 +31,7 @@ static void set_state(int busy)
 static int prefork_worker(int lfd)
 {
     set_state(0);
+    sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
         if (sig_reopen) {
             sig_reopen = 0;
@@ -39,6 +40,8 @@ static int prefork_worker(int lfd)
         union net_addr peer;
         int fd = net_accept(lfd, &peer);
         if (fd < 0) {
+            if (sig_stop)
+                break;
             accept_error(errno); /* EINTR: SIGTERM (stop) or SIGUSR1 */
             continue;
         }

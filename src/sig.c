@@ -2,16 +2,24 @@
 #include "sig.h"
 
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t sig_stop;
 volatile sig_atomic_t sig_reload;
 volatile sig_atomic_t sig_reopen;
+volatile int sig_close_on_stop = -1;
 
 static void on_signal(int signo)
 {
     switch (signo) {
     case SIGTERM:
-    case SIGINT: sig_stop = 1; break;
+    case SIGINT:
+        sig_stop = 1;
+        if (sig_close_on_stop >= 0) { /* close() is async-signal-safe */
+            close(sig_close_on_stop);
+            sig_close_on_stop = -2; /* closed: main.c must not close it again */
+        }
+        break;
     case SIGHUP: sig_reload = 1; break;
     case SIGUSR1: sig_reopen = 1; break;
     default: break;

@@ -76,7 +76,9 @@ static int worker_count(int g, int *idle)
         if (w[i].pid <= 0 || (g >= 0 && (w[i].retiring || w[i].gen != g)))
             continue; /* g < 0: every live worker, retiring ones included */
         n++;
-        if (sb->slot[i].state == SB_IDLE)
+        /* a worker still starting (an app importing, say) will be idle:
+         * counting it busy would make prefork spawn more and more */
+        if (sb->slot[i].state == SB_IDLE || sb->slot[i].state == SB_STARTING)
             i_++;
     }
     if (idle)
