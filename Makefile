@@ -40,7 +40,8 @@ PYTEST := /usr/bin/python3 -m pytest
 PYCONFIG := /usr/bin/python3.11-config
 WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
 
-.PHONY: all run test unit integration check-sanitize deps bench fuzz clean
+
+.PHONY: all run run-wsgi test unit integration deps bench fuzz clean
 all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
@@ -80,6 +81,13 @@ run: all
 	  --app /app/echo=$(BUILD)/echo.so:app \
 	  --app /app/environ=$(BUILD)/environ.so:app \
 	  --cgi /cgi-bin=examples/cgi-bin
+
+# The tutorial's Pyramid, Flask and Django apps (needs build/wsgi.so:
+# libpython3.11-dev, python3-flask, python3-pyramid, python3-django).
+run-wsgi: all
+	$(BUILD)/forkhttpd --root www --port 8888 --access-log - --pythonpath apps/python \
+	  --wsgi /flask=flaskapp:app --wsgi /pyramid=pyramidapp:app \
+	  --wsgi /django=djangoapp.wsgi:application --wsgi /wsgi=hello:app
 
 deps:
 	@scripts/deps.sh
