@@ -25,6 +25,7 @@ Prints one Markdown table and writes it to build/bench.md, and everything
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -227,6 +228,9 @@ WORKLOADS = {
     "W3": ("/1k.bin", 50, [], "req/s"),
     "W4": ("/1m.bin", 50, [], "MiB/s"),
     "CGI": ("/cgi/hello.sh", 10, [], "req/s"),
+    "WSGI": ("/", 50, [], "req/s"),
+    "Flask": ("/hello", 50, [], "req/s"),
+    "W2wsgi": ("/", 50, ["-H", "Connection: close"], "req/s"),
 }
 
 
@@ -504,6 +508,9 @@ TARGETS = {
     ("W2", "forkhttpd prefork"): ("≥0.85x", lambda r: r["rate_ratio"]["median"] >= 0.85),
     ("W1", "forkhttpd app (event)"): ("≥1.0x", lambda r: r["rate_ratio"]["median"] >= 1.0),
     ("CGI", "forkhttpd CGI (event)"): ("≥1.3x lighttpd", lambda r: r["rate_ratio"]["median"] >= 1.3),
+    ("WSGI", "forkhttpd --wsgi (event)"): ("≥3x gunicorn", lambda r: r["rate_ratio"]["median"] >= 3.0),
+    ("Flask", "forkhttpd --wsgi (event)"): ("≥1.3x gunicorn", lambda r: r["rate_ratio"]["median"] >= 1.3),
+    ("W2wsgi", "forkhttpd --wsgi (fork)"): ("≥5x tutorial", lambda r: r["rate_ratio"]["median"] >= 5.0),
 }
 
 
@@ -568,6 +575,9 @@ LABELS = {
     "W3": "W3 /1k.bin keep-alive",
     "W4": "W4 /1m.bin keep-alive (MiB/s)",
     "CGI": "CGI /bin/sh hello, 10 conns",
+    "WSGI": "WSGI plain hello keep-alive, 50 conns",
+    "Flask": "WSGI Flask hello keep-alive, 50 conns",
+    "W2wsgi": "WSGI hello, new conn per request",
 }
 
 
@@ -665,6 +675,35 @@ def main():
             except (RuntimeError, FileNotFoundError) as e:
                 skipped.append(f"CGI row skipped: lighttpd: {e}")
         down(cgi)
+
+        # WSGI (build/wsgi.so): against gunicorn's sync worker, and the fork
+        # model against the tutorial's Python fork server.
+        wsgi_so = os.path.join(BUILD, "wsgi.so")
+        pyapps = os.path.join(os.path.dirname(HERE), "apps", "python")
+        gunicorn = shutil.which("gunicorn") or "/usr/bin/gunicorn"
+        if not os.path.exists(wsgi_so):
+            skipped.append(f"WSGI rows skipped: {wsgi_so} not built (libpython3.11-dev missing)")
+        elif not os.path.exists(gunicorn):
+            skipped.append("WSGI rows skipped: gunicorn is not installed")
+        else:
+            for wl, module in (("WSGI", "hello:app"), ("Flask", "flaskapp:app")):
+                fh = up(forkhttpd(f"wsgi-{wl}", "event", "--pythonpath", pyapps, "--wsgi", module))
+                gport = free_port()
+                gu = up(Server(f"gunicorn-{wl}", [gunicorn, "-w", "1", "-k", "sync", "-b",
+                                                  f"127.0.0.1:{gport}", "--chdir", pyapps, module],
+                               gport))
+                time.sleep(1.0)  # gunicorn's worker imports after the port opens
+                row(wl, fh, "forkhttpd --wsgi (event)", gu, "gunicorn sync -w1")
+                down(gu)
+                down(fh)
+            if os.path.exists(TUTORIAL):
+                fh = up(forkhttpd("wsgi-fork", "fork", "--pythonpath", pyapps, "--wsgi", "hello:app"))
+                tport = free_port()
+                tut = up(Server("tutorial-wsgi", [PY, os.path.join(HERE, "bench", "tutorial_loopback.py"),
+                                                  TUTORIAL, "--port", str(tport)], tport))
+                row("W2wsgi", fh, "forkhttpd --wsgi (fork)", tut, "tutorial_server.py")
+                down(tut)
+                down(fh)
 
         # W5: idle connections, on a fresh event server, and on nginx.
         ev5 = up(forkhttpd("event-w5", "event", "--max-conns", "12000"))

@@ -140,6 +140,7 @@ void conn_init(struct conn *c, int fd, const union net_addr *peer)
     c->wait_fd = fd;
     c->state = S_IDLE;
     c->readable = 1; /* the request often arrives with the connection */
+    c->rdhup = 0;
     c->nreq = 0;
     c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
     c->peer = *peer;
@@ -199,7 +200,7 @@ static ssize_t fill(struct conn *c)
         ssize_t n = recv(c->fd, x->in + x->in_len, room, 0);
         if (n > 0) {
             x->in_len += (size_t)n;
-            if ((size_t)n < room)
+            if ((size_t)n < room && !c->rdhup)
                 c->readable = 0; /* a short read: the socket is empty now */
             return n;
         }

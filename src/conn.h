@@ -31,6 +31,9 @@ struct conn {
      * read or EAGAIN), so an idle keep-alive connection costs no recv that
      * can only say EAGAIN (nginx's rev->ready). */
     int readable;
+    /* The peer's FIN has been reported (EPOLLRDHUP): a short read then does
+     * not mean "drained", the EOF is still to be read (nginx's pending_eof). */
+    int rdhup;
     unsigned nreq;         /* requests begun on this connection */
     uint64_t deadline;     /* ms, CLOCK_MONOTONIC */
     union net_addr peer;

@@ -268,7 +268,10 @@ static int event_worker(int lfd)
             }
             if (e->c.fd < 0)
                 continue;
-            if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            uint32_t ev = evs[i].events;
+            if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                e->c.rdhup = 1; /* the EOF comes after the data: no edge will say so */
+            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 e->c.readable = 1;
             else if (e->waiting != CONN_WRITE && e->c.wait_fd == e->c.fd)
                 continue; /* a writable edge nobody waits for (after each response) */
