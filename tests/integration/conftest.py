@@ -5,6 +5,7 @@ left no child process behind and printed no sanitizer report.
 
 FORKHTTPD_BUILD (default "build") names the build directory, so the same
 suite runs against the ASan+UBSan build (build-asan)."""
+import http.client
 import os
 import signal
 import socket
@@ -215,6 +216,19 @@ def docroot(tmp_path):
 @pytest.fixture(params=MODELS)
 def model(request):
     return request.param
+
+
+def http_request(server, method, path, body=None, headers=None, conn=None, timeout=10):
+    """One request with http.client; returns (response, body bytes). body may
+    be bytes or an iterable of bytes (then it goes chunked). Reuses conn if
+    given (keep-alive), else opens and closes a connection."""
+    c = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    if conn is None:
+        c.close()
+    return r, data
 
 
 def raw(server, data, timeout=5.0, shut=True):

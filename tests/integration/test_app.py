@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, BUILD, fd_count, raw, status_of, wait_until, zombies_of
+from conftest import BIN, BUILD, fd_count, http_request, raw, status_of, wait_until, zombies_of
 
 HELLO = os.path.join(BUILD, "hello.so")
 ECHO = os.path.join(BUILD, "echo.so")
@@ -25,15 +25,7 @@ def apps(*extra):
 
 
 def request(server, method, path, body=None, headers=None, conn=None):
-    """One request; returns (response, body). body may be bytes or an
-    iterable of bytes (then it goes chunked). Reuses conn if given."""
-    c = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
-    if conn is None:
-        c.close()
-    return r, data
+    return http_request(server, method, path, body, headers, conn)
 
 
 def environ_of(body):

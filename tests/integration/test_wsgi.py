@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN, BUILD, REPO, conn_fd_count, raw, status_of, wait_until, zombies_of
+from conftest import BIN, BUILD, REPO, conn_fd_count, http_request, raw, status_of, wait_until, zombies_of
 
 WSGI_SO = os.path.join(BUILD, "wsgi.so")
 pytestmark = pytest.mark.skipif(not os.path.exists(WSGI_SO), reason="build/wsgi.so not built")
@@ -186,13 +186,7 @@ def wsgi_server(start_server, tmp_path, *args, model="event", env=None, **kw):
 
 
 def get(server, path, method="GET", body=None, headers=None, conn=None):
-    c = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
-    if conn is None:
-        c.close()
-    return r, data
+    return http_request(server, method, path, body, headers, conn, timeout=15)
 
 
 def serving_pid(server, model):
