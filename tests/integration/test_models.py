@@ -193,7 +193,7 @@ def test_worker_respawn_after_kill9(start_server, docroot, model):
     assert "killed by signal 9" in s.stderr()
     for _ in range(10):
         assert hello_ok(s)
-    assert not zombies_of(s.pid)
+    assert wait_until(lambda: not zombies_of(s.pid))
 
 
 @pytest.mark.parametrize("model", ["iterative", "fork", "prefork", "event"])
