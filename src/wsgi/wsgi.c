@@ -1501,7 +1501,30 @@ static int try_sendfile(wreq *q)
  * DONE: the response is set; FAIL: a Python exception is pending (the caller
  * logs it and answers 500); STREAMING: the server now owns q (wsgi_read,
  * then wsgi_close ends it). */
-enum { DONE, FAIL, STREAMING };
+enum { DONE, FAIL, STREAMING, GO_ON };
+
+/* Once the first body piece is known (or that there is none): the app must
+ * have called start_response; the head is committed. A HEAD request with a
+ * declared length is answered here (DONE). FAIL, or GO_ON to send the body. */
+static int begin_body(wreq *q, int head, int nonempty)
+{
+    if (!q->started) {
+        PyErr_SetString(PyExc_AssertionError, "the WSGI app never called start_response");
+        return FAIL;
+    }
+    if (nonempty)
+        q->committed = 1;
+    if (commit_head(q) < 0)
+        return FAIL;
+    if (head && q->declared >= 0) {
+        if (content_length(q) < 0 || fh_stream(q->r, head_read, NULL, NULL, -1) < 0)
+            return FAIL;
+        return DONE;
+    }
+    if (q->declared >= 0 && content_length(q) < 0)
+        return FAIL;
+    return GO_ON;
+}
 
 static int respond(wreq *q, PyObject *result)
 {
@@ -1532,21 +1555,9 @@ static int respond(wreq *q, PyObject *result)
             }
             total += PyBytes_GET_SIZE(it);
         }
-        if (!q->started) {
-            PyErr_SetString(PyExc_AssertionError, "the WSGI app never called start_response");
-            return FAIL;
-        }
-        if (total)
-            q->committed = 1;
-        if (commit_head(q) < 0)
-            return FAIL;
-        if (head && q->declared >= 0) {
-            if (content_length(q) < 0 || fh_stream(r, head_read, NULL, NULL, -1) < 0)
-                return FAIL;
-            return DONE;
-        }
-        if (q->declared >= 0 && content_length(q) < 0)
-            return FAIL;
+        int b = begin_body(q, head, total != 0);
+        if (b != GO_ON)
+            return b;
         if (total <= (1 << 20)) { /* one copy into memory the server owns */
             if (q->wlen && fh_write(r, q->wbuf, q->wlen) < 0)
                 return FAIL;
@@ -1578,21 +1589,9 @@ static int respond(wreq *q, PyObject *result)
         if (got < 0)
             return FAIL;
     }
-    if (!q->started) {
-        PyErr_SetString(PyExc_AssertionError, "the WSGI app never called start_response");
-        return FAIL;
-    }
-    if (got)
-        q->committed = 1;
-    if (commit_head(q) < 0)
-        return FAIL;
-    if (head && q->declared >= 0) {
-        if (content_length(q) < 0 || fh_stream(r, head_read, NULL, NULL, -1) < 0)
-            return FAIL;
-        return DONE;
-    }
-    if (q->declared >= 0 && content_length(q) < 0)
-        return FAIL;
+    int b = begin_body(q, head, got);
+    if (b != GO_ON)
+        return b;
     if (!got)
         return DONE; /* an empty body */
     /* The whole declared length in hand: done, no need to iterate further

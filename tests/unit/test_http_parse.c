@@ -562,6 +562,20 @@ static int decode_pieces(const char *in, size_t len, const size_t *cuts, size_t 
     return rc;
 }
 
+
+/* "0" CRLF, then count trailer fields of 3,000 bytes each, then CRLF. */
+static size_t last_chunk_with_trailers(char *big, int count)
+{
+    size_t o = (size_t)sprintf(big, "0\r\n");
+    for (int k = 0; k < count; k++) {
+        o += (size_t)sprintf(big + o, "X%d: ", k);
+        for (int j = 0; j < 3000; j++) big[o++] = 'v';
+        o += (size_t)sprintf(big + o, "\r\n");
+    }
+    o += (size_t)sprintf(big + o, "\r\n");
+    return o;
+}
+
 static void test_chunked(void)
 {
     static char out[20000], rest[20000];
@@ -628,25 +642,11 @@ static void test_chunked(void)
     http_chunked_init(&d);
     ok(http_chunked_decode(&d, guard_put(big, n), &n) == HTTP_BAD, "chunked bad: trailer line over 4 KiB");
 
-    o = (size_t)sprintf(big, "0\r\n");
-    for (int k = 0; k < 3; k++) {
-        o += (size_t)sprintf(big + o, "X%d: ", k);
-        for (int j = 0; j < 3000; j++) big[o++] = 'v';
-        o += (size_t)sprintf(big + o, "\r\n");
-    }
-    o += (size_t)sprintf(big + o, "\r\n");
-    n = o;
+    n = last_chunk_with_trailers(big, 3);
     http_chunked_init(&d);
     ok(http_chunked_decode(&d, guard_put(big, n), &n) == HTTP_BAD, "chunked bad: trailers over 8 KiB");
 
-    o = (size_t)sprintf(big, "0\r\n");
-    for (int k = 0; k < 2; k++) {
-        o += (size_t)sprintf(big + o, "X%d: ", k);
-        for (int j = 0; j < 3000; j++) big[o++] = 'v';
-        o += (size_t)sprintf(big + o, "\r\n");
-    }
-    o += (size_t)sprintf(big + o, "\r\n");
-    n = o;
+    n = last_chunk_with_trailers(big, 2);
     http_chunked_init(&d);
     ok(http_chunked_decode(&d, guard_put(big, n), &n) == 0 && n == 0, "chunked: two 3 KB trailers ok");
 
