@@ -69,7 +69,7 @@ $(BUILD)/wsgi.so: $(wildcard src/wsgi/*.c) include/forkhttpd_app.h | $(BUILD)
 	  $$($(PYCONFIG) --ldflags --embed)
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) | $(BUILD)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 $(BUILD) $(BUILD)/obj $(BUILD)/obj/forkload $(BUILD)/tests:
 	mkdir -p $@

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgi_head.h"
 #include "handler.h"
 #include "log.h"
 #include "supervise.h"
@@ -507,11 +508,6 @@ static void reap(struct cgi *c, int finished, int quiet)
 
 /* ---- the script's output ---- */
 
-static int is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* Bad output: a log line, the pipe closed, the script killed and reaped; the
  * core answers 502. */
 static int bad_gateway(struct cgi *c, struct response *resp, const char *why)
@@ -523,141 +519,22 @@ static int bad_gateway(struct cgi *c, struct response *resp, const char *why)
     return -1;
 }
 
-/* Is the script's Status field valid? "NNN" or "NNN reason". */
-static int parse_status(const char *v, size_t n)
-{
-    if (n < 3 || (n > 3 && v[3] != ' '))
-        return -1;
-    int s = 0;
-    for (int i = 0; i < 3; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        s = s * 10 + (v[i] - '0');
-    }
-    return s >= 200 && s <= 599 ? s : -1; /* 1xx cannot be a final answer */
-}
-
-/* Fields the core writes itself (framing, connection management, Date and
- * Server): a script's copy would duplicate or contradict them. */
-static int core_field(const char *name, size_t n)
-{
-    static const char *const core[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
-                                       "Proxy-Connection", "Upgrade", "Trailer",
-                                       "TE", "Date", "Server"};
-    struct http_str s = {name, n};
-    for (size_t i = 0; i < sizeof core / sizeof core[0]; i++)
-        if (http_str_ieq(s, core[i]))
-            return 1;
-    return 0;
-}
-
-/* Append "Name: value\r\n" to resp->hdr (the core's RESP_HDR_CAP). -1 when
- * it does not fit: a dropped Set-Cookie or Location must not go unnoticed. */
-static int hdr_put(struct response *resp, const char *name, size_t nl, const char *v, size_t vl)
-{
-    size_t at = resp->hdr_len;
-    if (at + nl + 2 + vl + 2 >= sizeof resp->hdr)
-        return -1;
-    memcpy(resp->hdr + at, name, nl);
-    memcpy(resp->hdr + at + nl, ": ", 2);
-    memcpy(resp->hdr + at + nl + 2, v, vl);
-    memcpy(resp->hdr + at + nl + 2 + vl, "\r\n", 2);
-    resp->hdr_len = at + nl + 2 + vl + 2;
-    return 0;
-}
-
 /* The header block head[0..end) is complete: turn it into resp. 0 or -1. */
 static int parse_head(struct cgi *c, struct response *resp, size_t end)
 {
-    int status = 0, nfields = 0;
-    const char *loc = NULL, *ctype = NULL;
-    size_t loc_len = 0, ctype_len = 0;
-    int64_t clen = -1;
-
-    resp->hdr_len = 0;
-    size_t pos = 0;
-    for (;;) {
-        const char *line = c->head + pos;
-        const char *lf = memchr(line, '\n', end - pos);
-        size_t n = (size_t)(lf - line);
-        pos += n + 1;
-        if (n && line[n - 1] == '\r')
-            n--;
-        if (n == 0)
-            break; /* the empty line */
-        const char *colon = memchr(line, ':', n);
-        if (!colon || colon == line)
-            return bad_gateway(c, resp, "a header line without a field name");
-        size_t nl = (size_t)(colon - line);
-        for (size_t i = 0; i < nl; i++)
-            if (!http_is_tchar((unsigned char)line[i]))
-                return bad_gateway(c, resp, "a bad header field name");
-        const char *v = colon + 1;
-        const char *ve = line + n;
-        while (v < ve && is_ows(*v))
-            v++;
-        while (ve > v && is_ows(ve[-1]))
-            ve--;
-        for (const char *p = v; p < ve; p++)
-            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-                return bad_gateway(c, resp, "a control character in a header value");
-        size_t vl = (size_t)(ve - v);
-        struct http_str fname = {line, nl};
-        nfields++;
-        if (http_str_ieq(fname, "Status")) {
-            if (status || (status = parse_status(v, vl)) < 0)
-                return bad_gateway(c, resp, "a bad Status field");
-        } else if (http_str_ieq(fname, "Location")) {
-            if (loc || vl == 0)
-                return bad_gateway(c, resp, "a bad Location field");
-            loc = v;
-            loc_len = vl;
-        } else if (http_str_ieq(fname, "Content-Type")) {
-            if (ctype)
-                return bad_gateway(c, resp, "two Content-Type fields");
-            ctype = v;
-            ctype_len = vl;
-        } else if (http_str_ieq(fname, "Content-Length")) {
-            int64_t x = 0;
-            if (vl == 0 || vl > 18)
-                return bad_gateway(c, resp, "a bad Content-Length field");
-            for (size_t i = 0; i < vl; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    return bad_gateway(c, resp, "a bad Content-Length field");
-                x = x * 10 + (v[i] - '0');
-            }
-            if (clen >= 0 && clen != x)
-                return bad_gateway(c, resp, "two different Content-Length fields");
-            clen = x;
-        } else if (!core_field(line, nl) && hdr_put(resp, line, nl, v, vl) < 0) {
-            return bad_gateway(c, resp, "header fields too large to pass on");
-        }
-    }
-    if (nfields == 0)
-        return bad_gateway(c, resp, "an empty header block");
-
-    if (loc) {
-        /* A local redirect (RFC 3875 6.2.2: "Location: /path", nothing else)
-         * is answered as a 302 to that path and the client fetches it: the
-         * same for every mount, and no re-entry into the router from inside
-         * a handler. A client redirect (an absolute URI) is a 302 too, unless
-         * the script set a Status (RFC 3875 6.2.4). */
-        if (!status)
-            status = 302;
-        if (hdr_put(resp, "Location", 8, loc, loc_len) < 0)
-            return bad_gateway(c, resp, "a Location too long to pass on");
-    }
+    struct cgi_head h;
     /* into hdr, not resp->content_type: that must outlive c, which the core
      * may free (HEAD, 204) before it writes the head */
-    if (ctype && hdr_put(resp, "Content-Type", 12, ctype, ctype_len) < 0)
-        return bad_gateway(c, resp, "a Content-Type too long to pass on");
-    resp->status = status ? status : 200;
+    resp->hdr_len = 0;
+    if (cgi_head_parse(c->head, end, &h, resp->hdr, sizeof resp->hdr, &resp->hdr_len) < 0)
+        return bad_gateway(c, resp, h.why);
+    resp->status = h.status;
     resp->content_type = NULL;
     /* A Content-Length the script promised is passed on (no chunked framing,
      * HTTP/1.0 keeps alive) and enforced in cgi_read; else the length is
      * unknown: chunked on HTTP/1.1, close-delimited on 1.0. */
-    resp->length = clen;
-    c->left = clen;
+    resp->length = h.length;
+    c->left = h.length;
     c->body_off = end;
     return 0;
 }
@@ -666,16 +543,9 @@ static int cgi_prepare(void *ctx, struct response *resp, int *wait_fd)
 {
     struct cgi *c = ctx;
     for (;;) {
-        /* look for the empty line that ends the header block */
-        while (c->scan < c->len) {
-            const char *lf = memchr(c->head + c->scan, '\n', c->len - c->scan);
-            if (!lf)
-                break;
-            size_t n = (size_t)(lf - (c->head + c->scan));
-            if (n == 0 || (n == 1 && c->head[c->scan] == '\r'))
-                return parse_head(c, resp, c->scan + n + 1);
-            c->scan += n + 1;
-        }
+        size_t end = cgi_head_end(c->head, c->len, &c->scan);
+        if (end)
+            return parse_head(c, resp, end);
         if (c->len == sizeof c->head)
             return bad_gateway(c, resp, "header block longer than 16 KiB");
         ssize_t r = read(c->fd, c->head + c->len, sizeof c->head - c->len);

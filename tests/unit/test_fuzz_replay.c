@@ -1,4 +1,4 @@
-/* test_fuzz_replay.c - run the fuzz corpora through the four libFuzzer
+/* test_fuzz_replay.c - run the fuzz corpora through the five libFuzzer
  * drivers without libFuzzer, so every seed and every crash found once stays
  * a regression test. The drivers abort() on a broken invariant.
  *
@@ -17,6 +17,7 @@ int fuzz_request_one(const uint8_t *data, size_t size);
 int fuzz_chunked_one(const uint8_t *data, size_t size);
 int fuzz_range_one(const uint8_t *data, size_t size);
 int fuzz_path_one(const uint8_t *data, size_t size);
+int fuzz_cgi_one(const uint8_t *data, size_t size);
 
 #define LLVMFuzzerTestOneInput fuzz_request_one
 #include "../fuzz/fuzz_request.c"
@@ -29,6 +30,9 @@ int fuzz_path_one(const uint8_t *data, size_t size);
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_path_one
 #include "../fuzz/fuzz_path.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_cgi_one
+#include "../fuzz/fuzz_cgi.c"
 #undef LLVMFuzzerTestOneInput
 
 /* Run every regular file of corpus/<name> through fn; returns the count or
@@ -76,8 +80,9 @@ int main(void)
         { "chunked", fuzz_chunked_one },
         { "range", fuzz_range_one },
         { "path", fuzz_path_one },
+        { "cgi", fuzz_cgi_one },
     };
-    plan(4);
+    plan((int)(sizeof drivers / sizeof drivers[0]));
     for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
         int n = replay(root, drivers[i].name, drivers[i].fn);
         ok(n > 0, "fuzz corpus %s: %d inputs replayed", drivers[i].name, n);
