@@ -1,5 +1,6 @@
 /* config.c - options, defaults, validation, usage text. */
 #include "config.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,14 +66,17 @@ static const char usage_text[] =
     "  --group NAME           ...and to this group\n"
     "  --allow-root           serve as root without a warning\n"
     "  --pid-file FILE        write the master's PID there (removed at exit)\n"
-    "  --error-log FILE       send stderr (warnings, CGI/app errors) to FILE; reopened on SIGUSR1\n"
+    "  --error-log FILE       send stderr (time-stamped log lines, CGI/app stderr) to FILE;\n"
+    "                         reopened on SIGUSR1\n"
     "  --unix PATH            listen on a UNIX socket instead of --host/--port\n"
     "  (systemd socket activation: with LISTEN_FDS=1 the inherited fd 3 is the listener)\n"
     "\n"
     "Logging\n"
     "  --access-log FILE|-    Combined Log Format access log ('-' = stdout)\n"
+    "  --log-level LEVEL      error, warn (bad exchanges: timeouts, 502s), info (default:\n"
+    "                         start, stop, restart) or debug (= --verbose)\n"
     "  --verbose              narrate accept/fork/reap and request/response heads\n"
-    "  --quiet                only errors on stderr\n"
+    "  --quiet                only errors on stderr (= --log-level error)\n"
     "  --help, --version\n";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -285,7 +289,8 @@ static void parse_app(const char *arg)
 enum {
     O_STATUS = 200, O_STATUSPUB, O_ACCEPT, O_USER, O_GROUP, O_ALLOWROOT, O_PIDFILE, O_ERRORLOG, O_UNIX,
     O_HOST = 256, O_PORT, O_MODEL, O_WORKERS, O_MAXWORKERS, O_MAXCONNS, O_BACKLOG, O_ROOT,
-    O_AUTOINDEX, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_HTO, O_BTO, O_KTO, O_WTO,
+    O_AUTOINDEX, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_LOGLEVEL, O_HTO, O_BTO, O_KTO,
+    O_WTO,
     O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_CGITO, O_CGIMAX, O_HELP, O_VERSION,
     O_WSGI, O_PYTHONPATH, O_CHDIR, O_PRELOAD,
 };
@@ -309,6 +314,7 @@ static const struct option options[] = {
     {"access-log", required_argument, 0, O_ACCESSLOG},
     {"verbose", no_argument, 0, O_VERBOSE},
     {"quiet", no_argument, 0, O_QUIET},
+    {"log-level", required_argument, 0, O_LOGLEVEL},
     {"header-timeout", required_argument, 0, O_HTO},
     {"body-timeout", required_argument, 0, O_BTO},
     {"keepalive-timeout", required_argument, 0, O_KTO},
@@ -340,6 +346,7 @@ void config_parse(int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg.host = "0.0.0.0";
     cfg.port = 8888;
+    cfg.log_level = LOG_INFO;
     cfg.model = "event";
     cfg.workers = ncpu > 0 ? (int)ncpu : 1;
     cfg.max_workers = 256;
@@ -385,8 +392,19 @@ void config_parse(int argc, char **argv)
             break;
         case O_PRELOAD: cfg.preload = 1; break;
         case O_ACCESSLOG: cfg.access_log = optarg; break;
-        case O_VERBOSE: cfg.verbose = 1; break;
-        case O_QUIET: cfg.quiet = 1; break;
+        case O_VERBOSE: cfg.verbose = 1; cfg.log_level = LOG_DEBUG; break;
+        case O_QUIET: cfg.quiet = 1; cfg.log_level = LOG_ERROR; break;
+        case O_LOGLEVEL: {
+            static const char *const names[] = {"error", "warn", "info", "debug"};
+            int lv = -1;
+            for (int i = 0; i < 4; i++)
+                if (strcmp(optarg, names[i]) == 0)
+                    lv = i;
+            if (lv < 0)
+                usage_error("--log-level: '%s' is not one of error, warn, info, debug", optarg);
+            cfg.log_level = lv;
+            break;
+        }
         case O_HTO: cfg.header_timeout = parse_seconds("--header-timeout", optarg); break;
         case O_BTO: cfg.body_timeout = parse_seconds("--body-timeout", optarg); break;
         case O_KTO: cfg.keepalive_timeout = parse_seconds("--keepalive-timeout", optarg); break;

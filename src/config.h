@@ -50,6 +50,7 @@ struct config {
     const char *access_log;
     int verbose;
     int quiet;
+    int log_level;  /* LOG_ERROR..LOG_DEBUG (log.h): --log-level, --quiet, --verbose */
     int status_public; /* --status-public: the status page for any client */
     /* operating as a service */
     const char *user;      /* --user: drop to this user after binding (when root) */

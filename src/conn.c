@@ -292,7 +292,7 @@ static int start_spool(struct conn *c)
     struct exchange *x = c->x;
     x->spool_fd = spool_open();
     if (x->spool_fd < 0) {
-        warn("cannot create a temporary file for a request body:");
+        log_error("cannot create a temporary file for a request body:");
         fail(c, 503);
         return -1;
     }
@@ -402,7 +402,7 @@ static int sink(struct conn *c, const char *p, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            warn("writing a request body to a temporary file:");
+            log_error("writing a request body to a temporary file:");
             fail(c, 503);
             return -1;
         }
@@ -483,7 +483,7 @@ static void respond(struct conn *c)
     size_t hl = http_build_head(rs, x->keep_alive, http10, x->chunked_out,
                                 x->out + x->out_len, OUT_CAP - x->out_len);
     if (hl == 0) { /* cannot happen: heads are bounded by RESP_HDR_CAP */
-        warn("response head too large for %d", rs->status);
+        log_error("response head too large for %d", rs->status);
         x->keep_alive = 0;
         x->linger = 1;
         resp_release(rs);
@@ -852,8 +852,7 @@ void conn_timeout(struct conn *c)
     switch (c->state) {
     case S_HEAD:
         if (x && x->in_len > 0 && !x->out_len) {
-            if (!cfg.quiet)
-                warn("header timeout (%d ms) from a client; answering 408", cfg.header_timeout);
+            warn("header timeout (%d ms) from a client; answering 408", cfg.header_timeout);
             x->head_len = 0;
             fail(c, 408);
             return;
@@ -861,20 +860,16 @@ void conn_timeout(struct conn *c)
         break;
     case S_BODY:
     case S_SPOOL:
-        if (!cfg.quiet)
-            warn("body timeout (%d ms) from a client; answering 408", cfg.body_timeout);
+        warn("body timeout (%d ms) from a client; answering 408", cfg.body_timeout);
         fail(c, 408);
         return;
     case S_PREPARE:
-        if (!cfg.quiet)
-            warn("handler timeout (%d ms): no response head; answering 504",
-                 x->resp.timeout_ms);
+        warn("handler timeout (%d ms): no response head; answering 504", x->resp.timeout_ms);
         x->resp.deferred.prepare = NULL;
         fail(c, 504);
         return;
     case S_WRITE:
-        if (!cfg.quiet)
-            warn("write timeout (%d ms): the client stopped reading", cfg.write_timeout);
+        warn("write timeout (%d ms): the client stopped reading", cfg.write_timeout);
         break;
     default:
         break;

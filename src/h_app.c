@@ -984,7 +984,7 @@ static int start_app(struct app *a)
         crash_leave();
         if (rc != 0) {
             if (!starting_up) /* at startup, app_startup() reports it (one line) */
-                warn("app %s: %s_init returned %d; its requests get 500 in this process",
+                log_error("app %s: %s_init returned %d; its requests get 500 in this process",
                      a->name, a->symbol, rc);
             a->broken = 1;
             return 0;
@@ -1003,7 +1003,7 @@ void h_app(const struct request *req, struct response *resp)
     }
     struct areq *q = areq_get();
     if (!q) {
-        warn("app %s: out of memory", a->name);
+        log_error("app %s: out of memory", a->name);
         resp_error(resp, 503);
         return;
     }
@@ -1209,7 +1209,7 @@ static int app_startup_(struct app *a)
     fflush(NULL); /* nothing buffered may be written twice */
     pid_t pid = fork();
     if (pid < 0) {
-        warn("app %s: fork for the startup check:", a->name);
+        log_error("app %s: fork for the startup check:", a->name);
         return -1;
     }
     if (pid == 0) {
@@ -1227,8 +1227,8 @@ static int app_startup_(struct app *a)
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;
     if (WIFSIGNALED(st))
-        fprintf(stderr, "forkhttpd: app %s: %s_init crashed with signal %d at startup\n",
-                a->name, a->symbol, WTERMSIG(st));
+        fprintf(stderr, "forkhttpd: app %s: %s_init crashed with signal %d (%s) at startup\n",
+                a->name, a->symbol, WTERMSIG(st), strsignal(WTERMSIG(st)));
     return -1;
 }
 

@@ -494,9 +494,10 @@ static void reap(struct cgi *c, int finished, int quiet)
         while (r < 0 && errno == EINTR);
     }
     c->wstatus = st;
-    if (r == c->pid && !killed && !quiet && !cfg.quiet) {
+    if (r == c->pid && !killed && !quiet) {
         if (WIFSIGNALED(st))
-            warn("cgi %s: killed by signal %d", c->name, WTERMSIG(st));
+            warn("cgi %s: killed by signal %d (%s)", c->name, WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
         else if (WIFEXITED(st) && WEXITSTATUS(st) != 0 && log_verbose_on)
             vlog("cgi %s: exit status %d", c->name, WEXITSTATUS(st));
     }
@@ -512,8 +513,7 @@ static void reap(struct cgi *c, int finished, int quiet)
  * core answers 502. */
 static int bad_gateway(struct cgi *c, struct response *resp, const char *why)
 {
-    if (!cfg.quiet)
-        warn("cgi %s: %s; answering 502", c->name, why);
+    warn("cgi %s: %s; answering 502", c->name, why);
     resp->status = 502;
     resp->hdr_len = 0;
     return -1;
@@ -565,10 +565,10 @@ static int cgi_prepare(void *ctx, struct response *resp, int *wait_fd)
         c->eof = 1;
         reap(c, 1, 1);
         int st = c->wstatus;
-        char why[96];
+        char why[128];
         if (WIFSIGNALED(st))
-            snprintf(why, sizeof why, "killed by signal %d before its header block ended",
-                     WTERMSIG(st));
+            snprintf(why, sizeof why, "killed by signal %d (%s) before its header block ended",
+                     WTERMSIG(st), strsignal(WTERMSIG(st)));
         else
             snprintf(why, sizeof why, "output ended before the header block (%zu bytes)",
                      c->len);
@@ -638,8 +638,7 @@ static void cgi_close(void *ctx)
 void h_cgi(const struct request *req, struct response *resp)
 {
     if (active >= cfg.cgi_max) {
-        if (!cfg.quiet)
-            warn("cgi: %d scripts running (--cgi-max); answering 503", active);
+        warn("cgi: %d scripts running (--cgi-max); answering 503", active);
         resp_error(resp, 503);
         resp_header(resp, "Retry-After", "1");
         return;
@@ -693,7 +692,7 @@ void h_cgi(const struct request *req, struct response *resp)
     resp->timeout_ms = cfg.cgi_timeout;
     return;
 fail:
-    warn("cgi: out of memory");
+    log_error("cgi: out of memory");
     free(c);
     free(e.buf);
     resp_error(resp, 503);

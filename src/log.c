@@ -10,12 +10,23 @@
 #include <unistd.h>
 
 int log_verbose_on;
+int log_level = LOG_INFO;
+static int log_stamp; /* stderr is the --error-log file: lines need a time */
 
-__attribute__((format(printf, 1, 0))) static void vwarn(const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vlogline(int level, const char *fmt, va_list ap)
 {
+    static const char *const name[] = {"error", "warn", "info", "debug"};
     char msg[1024];
     int saved = errno;
-    int n = snprintf(msg, sizeof msg, "forkhttpd[%d]: ", (int)getpid());
+    int n = 0;
+    if (log_stamp) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        n = (int)strftime(msg, sizeof msg, "%Y-%m-%dT%H:%M:%S%z ", &tm);
+    }
+    n += snprintf(msg + n, sizeof msg - (size_t)n, "forkhttpd[%d]: %s: ", (int)getpid(),
+                  name[level]);
     n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
     if (n > (int)sizeof msg - 80)
         n = (int)sizeof msg - 80;
@@ -28,19 +39,25 @@ __attribute__((format(printf, 1, 0))) static void vwarn(const char *fmt, va_list
     errno = saved;
 }
 
-void warn(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vwarn(fmt, ap);
-    va_end(ap);
-}
+#define LOG_AT(level)                                                                         \
+    do {                                                                                      \
+        if ((level) > log_level)                                                              \
+            return;                                                                           \
+        va_list ap;                                                                           \
+        va_start(ap, fmt);                                                                    \
+        vlogline((level), fmt, ap);                                                           \
+        va_end(ap);                                                                           \
+    } while (0)
+
+void log_error(const char *fmt, ...) { LOG_AT(LOG_ERROR); }
+void warn(const char *fmt, ...) { LOG_AT(LOG_WARN); }
+void log_info(const char *fmt, ...) { LOG_AT(LOG_INFO); }
 
 void die(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vwarn(fmt, ap);
+    vlogline(LOG_ERROR, fmt, ap);
     va_end(ap);
     exit(status);
 }
@@ -147,6 +164,7 @@ static int error_log_dup(void)
 int error_log_open(const char *path)
 {
     elog_path = path;
+    log_stamp = 1;
     if (error_log_dup() < 0) {
         fprintf(stderr, "forkhttpd: --error-log: %s: %s\n", path, strerror(errno));
         return -1;
@@ -157,12 +175,12 @@ int error_log_open(const char *path)
 int access_log_reopen(void)
 {
     if (elog_path && error_log_dup() < 0)
-        warn("reopen error log %s:", elog_path);
+        log_error("reopen error log %s:", elog_path);
     if (!alog_path || strcmp(alog_path, "-") == 0)
         return 0;
     int fd = open(alog_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
-        warn("reopen access log %s:", alog_path);
+        log_error("reopen access log %s:", alog_path);
         return -1;
     }
     dup2(fd, alog_fd); /* keep the number: other code may hold it */

@@ -6,11 +6,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* warn("open %s:", path): a trailing ':' appends ": strerror(errno)". */
+/* Levels (--log-level): a line above log_level is not written.
+ *   error  the server cannot do its job: a worker died, fork/epoll failed
+ *   warn   one exchange went wrong: timeouts, a script's bad output (502)
+ *   info   lifecycle: stopping, restarting, notes on the configuration
+ *   debug  --verbose: the tutorial's narration of accept/fork/reap */
+enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern int log_level;
+
+/* One line on stderr: "forkhttpd[PID]: LEVEL: message", after a local time
+ * stamp when stderr is the --error-log file. A trailing ':' in fmt appends
+ * ": strerror(errno)": words, never a bare errno number. */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Print like warn() and exit with status (2 for usage/config errors). */
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print at level error, whatever --log-level says, and exit with status. */
 void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-/* --verbose only: the tutorial's narration, "[pid] ..." on stderr. */
+/* --verbose (--log-level debug) only: the narration, "[pid] ..." on stderr. */
 extern int log_verbose_on;
 void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --verbose only: each line of a head, prefixed (e.g. "< " or "> "). */

@@ -104,7 +104,8 @@ int main(int argc, char **argv)
 {
     config_parse(argc, argv);
     tzset(); /* read the zone once here, not in every forked child */
-    log_verbose_on = cfg.verbose;
+    log_level = cfg.log_level;
+    log_verbose_on = cfg.log_level >= LOG_DEBUG;
 
     const struct model *model = model_find(cfg.model);
     if (!model) {
@@ -141,8 +142,8 @@ int main(int argc, char **argv)
     } else {
         /* a listener per worker only makes sense for event workers */
         net_reuseport = cfg.reuseport && strcmp(model->name, "event") == 0;
-        if (cfg.reuseport && !net_reuseport && !cfg.quiet)
-            warn("note: --accept reuseport applies to the event model only");
+        if (cfg.reuseport && !net_reuseport)
+            log_info("--accept reuseport applies to the event model only");
         lfd = net_listen(cfg.host, cfg.port, cfg.backlog, &port);
     }
     if (lfd < 0)
@@ -156,7 +157,7 @@ int main(int argc, char **argv)
         return 2;
     }
     sig_install();
-    if (geteuid() == 0 && !cfg.user && !cfg.allow_root && !cfg.quiet)
+    if (geteuid() == 0 && !cfg.user && !cfg.allow_root)
         warn("serving as root: use --user NAME to drop privileges after binding "
              "(--allow-root silences this)");
 
@@ -169,8 +170,8 @@ int main(int argc, char **argv)
      * listens until the workers have opened theirs, so the master says it. */
     if (!net_reuseport)
         announce_ready();
-    if (!cfg.quiet && !model->uses_workers && cfg.workers_set)
-        warn("note: --workers is ignored by the %s model", model->name);
+    if (!model->uses_workers && cfg.workers_set)
+        log_info("--workers is ignored by the %s model", model->name);
 
     if (sb_init() < 0)
         return 1;

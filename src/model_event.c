@@ -60,7 +60,7 @@ static void listen_on(int on)
     if (on) {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd_, &ev) < 0) {
-            warn("epoll_ctl add listener:");
+            log_error("epoll_ctl add listener:");
             return;
         }
     } else {
@@ -113,7 +113,7 @@ static void step(struct econn *e)
             epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = e};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, e->c.wait_fd, &ev) < 0 && errno != EEXIST) {
-            warn("epoll_ctl add stream fd:");
+            log_error("epoll_ctl add stream fd:");
             close_conn(e);
             return;
         }
@@ -135,7 +135,7 @@ static void accept_ready(void)
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return; /* another worker took it, or the queue is empty */
             /* EMFILE/ENFILE...: stop accepting for a moment, keep serving */
-            warn("accept: %s; pausing accepts for 100 ms", strerror(errno));
+            log_error("accept: %s; pausing accepts for 100 ms", strerror(errno));
             listen_on(0);
             resume_at = now_ms() + 100;
             return;
@@ -161,7 +161,7 @@ static void accept_ready(void)
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = e};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            warn("epoll_ctl add:");
+            log_error("epoll_ctl add:");
             close_conn(e);
             continue;
         }
@@ -199,7 +199,7 @@ static int event_worker(int lfd)
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (table == MAP_FAILED || ep < 0) {
-        warn("event worker setup:");
+        log_error("event worker setup:");
         return 1;
     }
     lfd_ = lfd;
@@ -208,7 +208,7 @@ static int event_worker(int lfd)
          * hashes each new connection to one worker's queue */
         lfd_ = net_listen_same(lfd, cfg.backlog);
         if (lfd_ < 0) {
-            warn("reuseport listener:");
+            log_error("reuseport listener:");
             return 1;
         }
         close(lfd); /* the master's bound (not listening) socket */
@@ -257,7 +257,7 @@ static int event_worker(int lfd)
         int timeout = next_sweep > now ? (int)(next_sweep - now) : 0;
         int n = epoll_wait(ep, evs, 256, timeout);
         if (n < 0 && errno != EINTR) {
-            warn("epoll_wait:");
+            log_error("epoll_wait:");
             break;
         }
         for (int i = 0; i < n; i++) {

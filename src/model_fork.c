@@ -228,7 +228,7 @@ int model_fork(int lfd)
         }
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (pid < 0) {
-            warn("fork:");
+            log_error("fork:");
             refuse(fd);
         } else {
             vlog("forked child PID %d; parent closes its copy of fd %d", (int)pid, fd);

@@ -55,11 +55,11 @@ int accept_error(int err)
     case ENOBUFS:
     case ENOMEM:
         /* out of descriptors or memory: pause instead of spinning on accept */
-        warn("accept: %s; pausing 100 ms", strerror(err));
+        log_error("accept: %s; pausing 100 ms", strerror(err));
         poll(NULL, 0, 100);
         return 0;
     default:
-        warn("accept: %s", strerror(err));
+        log_error("accept: %s", strerror(err));
         poll(NULL, 0, 100);
         return 0;
     }

@@ -136,7 +136,7 @@ static int spawn(void)
     s->gen = gen;
     pid_t pid = fork();
     if (pid < 0) {
-        warn("fork a worker:");
+        log_error("fork a worker:");
         s->state = SB_FREE;
         return -1;
     }
@@ -200,11 +200,11 @@ static void reap(void)
         if (!clean || !expected) {
             const char *req = sb->slot[slot].request;
             if (WIFSIGNALED(st))
-                warn("worker PID %d killed by signal %d (%s)%s%s%s", (int)pid, WTERMSIG(st),
+                log_error("worker PID %d killed by signal %d (%s)%s%s%s", (int)pid, WTERMSIG(st),
                      strsignal(WTERMSIG(st)), req[0] ? " while serving \"" : "", req,
                      req[0] ? "\"" : "");
             else
-                warn("worker PID %d exited with status %d", (int)pid, WEXITSTATUS(st));
+                log_error("worker PID %d exited with status %d", (int)pid, WEXITSTATUS(st));
         } else {
             vlog("master: reaped worker PID %d, exit status %d", (int)pid, WEXITSTATUS(st));
         }
@@ -219,7 +219,7 @@ static void reap(void)
                 respawn_at = now_ms() + (uint64_t)delay;
             respawn_pending++;
             if (delay)
-                warn("workers are dying quickly; respawning in %d ms", delay);
+                log_error("workers are dying quickly; respawning in %d ms", delay);
         }
         w[slot].pid = 0;
         sb->reaped++;
@@ -235,8 +235,7 @@ static void begin_stop(void)
     stopping = 1;
     respawn_pending = 0;
     stop_deadline = now_ms() + (uint64_t)cfg.grace;
-    if (!cfg.quiet)
-        warn("stopping: workers finish their requests (grace %d ms)", cfg.grace);
+    log_info("stopping: workers finish their requests (grace %d ms)", cfg.grace);
     signal_workers(SIGTERM, 0);
 }
 
@@ -245,8 +244,7 @@ static void reload(void)
     /* New workers first: they accept on the same listening socket at once,
      * so no connection waits while the old ones drain. */
     gen++;
-    if (!cfg.quiet)
-        warn("restarting workers (generation %d)", gen);
+    log_info("restarting workers (generation %d)", gen);
     respawn_pending = 0;
     for (int i = 0; i < cfg.workers; i++)
         spawn();
@@ -257,7 +255,7 @@ int sb_init(void)
 {
     void *p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-        warn("mmap scoreboard:");
+        log_error("mmap scoreboard:");
         return -1;
     }
     sb = p;

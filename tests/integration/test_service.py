@@ -1,6 +1,7 @@
 """Operating as a service: --pid-file, --error-log (reopened on SIGUSR1),
 --unix, systemd socket activation (LISTEN_FDS), --user/--group."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,6 +51,37 @@ def test_error_log_and_reopen(start_server, docroot, tmp_path):
         return "header timeout" in elog.read_text()
 
     assert wait_until(one_more_timeout, timeout=5)
+
+
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} forkhttpd\[\d+\]: "
+                     r"(error|warn|info|debug): ")
+
+
+@pytest.mark.parametrize("level,logged", [("error", set()), ("warn", {"warn"}),
+                                          ("info", {"warn", "info"})])
+def test_log_levels(start_server, docroot, tmp_path, level, logged):
+    """--error-log lines carry a time and a level; --log-level drops the lines
+    below it: a header timeout is a warning, stopping is info."""
+    elog = tmp_path / "error.log"
+    s = start_server("--error-log", elog, "--log-level", level, "--header-timeout", "0.2",
+                     "--workers", 1, "--allow-root", model="event", root=docroot)
+    c = s.connect()
+    c.sendall(b"GET /hello HTTP/1.1\r\n")
+    assert c.recv(4096).startswith(b"HTTP/1.1 408")  # logged before it was sent
+    c.close()
+    assert s.stop() == 0
+    lines = elog.read_text().splitlines()
+    assert all(STAMPED.match(line) for line in lines), lines
+    seen = {STAMPED.match(line).group(1) for line in lines}
+    assert seen == logged, lines
+    assert ("header timeout (200 ms) from a client; answering 408" in elog.read_text()) == \
+        ("warn" in logged)
+
+
+def test_log_level_errors():
+    p = subprocess.run([BIN, "--port", "0", "--log-level", "loud"], capture_output=True, timeout=10)
+    assert p.returncode == 2
+    assert p.stderr.decode().count("\n") == 1 and "--log-level" in p.stderr.decode()
 
 
 def test_unix_socket(tmp_path, docroot):
