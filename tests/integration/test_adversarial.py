@@ -7,9 +7,7 @@ per-connection descriptors of every server process come back to their
 baseline and no zombie is left. See docs/hardening.md.
 
 Where the iterative model serves one client at a time, tests about serving
-others *meanwhile* skip it (that is its lesson, not a bug).
-
-FORKHTTPD_HEAVY=1 also runs the 10,000-connection test."""
+others *meanwhile* skip it (that is its lesson, not a bug)."""
 import os
 import select
 import socket
@@ -803,7 +801,6 @@ def test_event_2000_concurrent_connections(start_server, docroot):
     assert_healthy(s, base, timeout=10)
 
 
-@pytest.mark.skipif(os.environ.get("FORKHTTPD_HEAVY") != "1", reason="set FORKHTTPD_HEAVY=1")
 def test_event_10000_concurrent_connections(start_server, docroot):
     """10,000 open connections at once, from 3 client processes (20,000
     descriptors per process here)."""
