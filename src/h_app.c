@@ -309,7 +309,7 @@ static void on_crash(int signo, siginfo_t *si, void *uctx)
     size_t n = 0, cap = sizeof line - 1;
     n = puts_(line, n, cap, "forkhttpd[");
     n = putu(line, n, cap, (unsigned)getpid());
-    n = puts_(line, n, cap, "]: app ");
+    n = puts_(line, n, cap, "]: error: app ");
     n = puts_(line, n, cap, a->name);
     n = puts_(line, n, cap, " crashed with signal ");
     n = putu(line, n, cap, (unsigned)signo);

@@ -68,8 +68,14 @@ static void say_reaped(pid_t pid, int status)
         n = put_str(buf, n, ", exit status ");
         n = put_uint(buf, n, (unsigned)WEXITSTATUS(status));
     } else {
+        /* sigabbrev_np: a lookup in a constant table, safe here (strsignal
+         * may format into a buffer and consult the locale) */
+        const char *abbrev = sigabbrev_np(WTERMSIG(status));
         n = put_str(buf, n, ", killed by signal ");
         n = put_uint(buf, n, (unsigned)WTERMSIG(status));
+        n = put_str(buf, n, " (SIG");
+        n = put_str(buf, n, abbrev ? abbrev : "?");
+        n = put_str(buf, n, ")");
     }
     buf[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, buf, n);
