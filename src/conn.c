@@ -229,6 +229,21 @@ static void consume_request(struct exchange *x)
     spool_close(x);
 }
 
+/* The request line as received (between leading CRLFs and its CRLF), or ""
+ * while no complete head has been parsed. */
+static size_t request_line_of(const struct exchange *x, const char **rl)
+{
+    const struct http_req *r = &x->req;
+    *rl = "";
+    if (!r->method.p || r->version_minor < 0 || !x->head_len)
+        return 0;
+    const char *e = memchr(r->method.p, '\r', (size_t)(x->in + x->head_len - r->method.p));
+    if (!e)
+        return 0;
+    *rl = r->method.p;
+    return (size_t)(e - r->method.p);
+}
+
 static void log_access(struct conn *c, struct exchange *x, int status, uint64_t bytes)
 {
     if (!access_log_enabled())
@@ -236,14 +251,8 @@ static void log_access(struct conn *c, struct exchange *x, int status, uint64_t 
     char peer[INET6_ADDRSTRLEN];
     net_addr_str(&c->peer, peer, sizeof peer, NULL);
     const struct http_req *r = &x->req;
-    const char *rl = "";
-    size_t rl_len = 0;
-    if (r->method.p && r->version_minor >= 0 && x->head_len) {
-        /* the request line, as received (between leading CRLFs and its CRLF) */
-        rl = r->method.p;
-        const char *e = memchr(rl, '\r', (size_t)(x->in + x->head_len - rl));
-        rl_len = e ? (size_t)(e - rl) : 0;
-    }
+    const char *rl;
+    size_t rl_len = request_line_of(x, &rl);
     const struct http_header *ref = x->head_len ? http_req_header(r, "Referer") : NULL;
     const struct http_header *ua = x->head_len ? http_req_header(r, "User-Agent") : NULL;
     access_log_write(peer, rl, rl_len, status, bytes, ref ? ref->value.p : NULL,
@@ -846,13 +855,30 @@ int conn_step(struct conn *c)
     }
 }
 
+/* A timeout's log line names the timeout, the client and the request, so
+ * that whoever reads it knows which flag to look at and for what. */
+static void warn_timeout(struct conn *c, const char *which, int ms, const char *what)
+{
+    char peer[INET6_ADDRSTRLEN];
+    int port = 0;
+    net_addr_str(&c->peer, peer, sizeof peer, &port);
+    const char *rl = "";
+    size_t n = c->x ? request_line_of(c->x, &rl) : 0;
+    if (n)
+        warn("%s timeout (%d ms) from %s port %d on \"%.*s\"; %s", which, ms, peer, port,
+             (int)(n > 200 ? 200 : n), rl, what);
+    else
+        warn("%s timeout (%d ms) from %s port %d; %s", which, ms, peer, port, what);
+}
+
 void conn_timeout(struct conn *c)
 {
     struct exchange *x = c->x;
     switch (c->state) {
     case S_HEAD:
         if (x && x->in_len > 0 && !x->out_len) {
-            warn("header timeout (%d ms) from a client; answering 408", cfg.header_timeout);
+            warn_timeout(c, "header", cfg.header_timeout,
+                         "the request head is incomplete: answering 408 (--header-timeout)");
             x->head_len = 0;
             fail(c, 408);
             return;
@@ -860,16 +886,19 @@ void conn_timeout(struct conn *c)
         break;
     case S_BODY:
     case S_SPOOL:
-        warn("body timeout (%d ms) from a client; answering 408", cfg.body_timeout);
+        warn_timeout(c, "body", cfg.body_timeout,
+                     "the request body stalled: answering 408 (--body-timeout)");
         fail(c, 408);
         return;
     case S_PREPARE:
-        warn("handler timeout (%d ms): no response head; answering 504", x->resp.timeout_ms);
+        warn_timeout(c, "handler", x->resp.timeout_ms,
+                     "no response head from the handler: answering 504");
         x->resp.deferred.prepare = NULL;
         fail(c, 504);
         return;
     case S_WRITE:
-        warn("write timeout (%d ms): the client stopped reading", cfg.write_timeout);
+        warn_timeout(c, "write", cfg.write_timeout,
+                     "the client stopped reading: closing (--write-timeout)");
         break;
     default:
         break;

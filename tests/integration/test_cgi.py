@@ -6,6 +6,7 @@ runs a real CGI program shipped by Debian: git http-backend, cloned from."""
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -305,6 +306,9 @@ def test_timeout_kills_group(start_server, site, model):
     pid = int(pidfile.read_text())
     assert wait_until(lambda: not group_members(pid), 5), group_members(pid)
     assert_clean(s)
+    # the log line says which timeout fired, for which client and request
+    assert re.search(r"warn: handler timeout \(1000 ms\) from 127\.0\.0\.1 port \d+ on "
+                     r"\"GET /cgi/sleep\.sh\?\S+ HTTP/1\.1\"; no response head", s.stderr())
 
 
 def test_client_disconnect(start_server, site, model):
