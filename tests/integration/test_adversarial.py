@@ -301,19 +301,18 @@ def test_fragment_in_target_is_rejected(start_server, docroot):
     assert statuses(data) == [400], data[:200]
 
 
-def test_million_byte_request_line(start_server, docroot, model):
-    s = start_server(model=model, root=docroot)
-    base = baseline(s)
-    sock = s.connect()
-    got = b""
-    sent = 5
-    sock.sendall(b"GET /")
+def flood(sock, more, total, timeout, until_head=False):
+    """Send more(sent) bytes after bytes, up to total, while reading what the
+    server answers (it must answer before it has read it all): stops at the
+    server's close or reset, after timeout seconds, or (until_head) once a
+    whole response head arrived. Returns what was received; sock is left
+    non-blocking."""
     sock.setblocking(False)
-    # write the million bytes while reading: the 414 comes after ~8 KiB
-    chunk = b"a" * 65536
+    got = b""
+    sent = 0
     t0 = time.monotonic()
-    while sent < 1_000_000 and time.monotonic() - t0 < 10:
-        r, w, _ = select.select([sock], [sock], [], 1)
+    while sent < total and time.monotonic() - t0 < timeout:
+        r, w, _ = select.select([sock], [sock], [], 0.5)
         if r:
             try:
                 b = sock.recv(65536)
@@ -322,13 +321,26 @@ def test_million_byte_request_line(start_server, docroot, model):
             if not b:
                 break
             got += b
+            if until_head and b"\r\n\r\n" in got:
+                break
         if w:
             try:
-                sent += sock.send(chunk[: 1_000_000 - sent])
+                sent += sock.send(more(sent))
             except BlockingIOError:
                 pass
             except (BrokenPipeError, ConnectionResetError):
                 break
+    return got
+
+
+def test_million_byte_request_line(start_server, docroot, model):
+    s = start_server(model=model, root=docroot)
+    base = baseline(s)
+    sock = s.connect()
+    sock.sendall(b"GET /")
+    # write the million bytes while reading: the 414 comes after ~8 KiB
+    chunk = b"a" * 65536
+    got = flood(sock, lambda sent: chunk[: 1_000_000 - 5 - sent], 1_000_000 - 5, 10)
     sock.setblocking(True)
     try:
         sock.shutdown(socket.SHUT_WR)
@@ -383,29 +395,8 @@ def test_header_floods(start_server, docroot, model):
     for start, unit, want in floods:
         sock = s.connect()
         sock.sendall(start)
-        sock.setblocking(False)
-        got = b""
-        sent = 0
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 5 and sent < (4 << 20):
-            r, w, _ = select.select([sock], [sock], [], 0.5)
-            if r:
-                try:
-                    b = sock.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not b:
-                    break
-                got += b
-                if b"\r\n\r\n" in got:
-                    break
-            if w:
-                try:
-                    sent += sock.send(unit * 50)
-                except BlockingIOError:
-                    pass
-                except (BrokenPipeError, ConnectionResetError):
-                    break
+        got = flood(sock, lambda sent: unit * 50, 4 << 20, 5, until_head=True)
         sock.close()
         assert statuses(got) == [want], (unit[:20], got[:200])
         # answered while the flood goes on, not when it ends (what was sent
