@@ -394,17 +394,10 @@ void config_parse(int argc, char **argv)
         case O_ACCESSLOG: cfg.access_log = optarg; break;
         case O_VERBOSE: cfg.verbose = 1; cfg.log_level = LOG_DEBUG; break;
         case O_QUIET: cfg.quiet = 1; cfg.log_level = LOG_ERROR; break;
-        case O_LOGLEVEL: {
-            static const char *const names[] = {"error", "warn", "info", "debug"};
-            int lv = -1;
-            for (int i = 0; i < 4; i++)
-                if (strcmp(optarg, names[i]) == 0)
-                    lv = i;
-            if (lv < 0)
+        case O_LOGLEVEL:
+            if ((cfg.log_level = log_level_parse(optarg)) < 0)
                 usage_error("--log-level: '%s' is not one of error, warn, info, debug", optarg);
-            cfg.log_level = lv;
             break;
-        }
         case O_HTO: cfg.header_timeout = parse_seconds("--header-timeout", optarg); break;
         case O_BTO: cfg.body_timeout = parse_seconds("--body-timeout", optarg); break;
         case O_KTO: cfg.keepalive_timeout = parse_seconds("--keepalive-timeout", optarg); break;

@@ -339,9 +339,9 @@ static void begin_request(struct conn *c)
     vlog_head("< ", x->in, x->head_len);
     if (sb_self) { /* for the master's crash report and the status counters */
         __atomic_add_fetch(&sb_self->requests, 1, __ATOMIC_RELAXED); /* fork: shared by children */
-        const char *rl = x->req.method.p;
-        const char *e = memchr(rl, '\r', (size_t)(x->in + x->head_len - rl));
-        sb_note_request(rl, e ? (size_t)(e - rl) : 0);
+        const char *rl;
+        size_t n = request_line_of(x, &rl);
+        sb_note_request(rl, n);
     }
 
     x->keep_alive = r->keep_alive && c->nreq < cfg.max_keepalive_requests && !sig_stop;

@@ -12,10 +12,18 @@
 int log_verbose_on;
 int log_level = LOG_INFO;
 static int log_stamp; /* stderr is the --error-log file: lines need a time */
+static const char *const level_name[] = {"error", "warn", "info", "debug"};
+
+int log_level_parse(const char *name)
+{
+    for (int i = LOG_ERROR; i <= LOG_DEBUG; i++)
+        if (strcmp(name, level_name[i]) == 0)
+            return i;
+    return -1;
+}
 
 __attribute__((format(printf, 2, 0))) static void vlogline(int level, const char *fmt, va_list ap)
 {
-    static const char *const name[] = {"error", "warn", "info", "debug"};
     char msg[1024];
     int saved = errno;
     int n = 0;
@@ -26,7 +34,7 @@ __attribute__((format(printf, 2, 0))) static void vlogline(int level, const char
         n = (int)strftime(msg, sizeof msg, "%Y-%m-%dT%H:%M:%S%z ", &tm);
     }
     n += snprintf(msg + n, sizeof msg - (size_t)n, "forkhttpd[%d]: %s: ", (int)getpid(),
-                  name[level]);
+                  level_name[level]);
     n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
     if (n > (int)sizeof msg - 80)
         n = (int)sizeof msg - 80;

@@ -13,6 +13,8 @@
  *   debug  --verbose: the tutorial's narration of accept/fork/reap */
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 extern int log_level;
+/* "error", "warn", "info" or "debug" -> LOG_*, else -1 */
+int log_level_parse(const char *name);
 
 /* One line on stderr: "forkhttpd[PID]: LEVEL: message", after a local time
  * stamp when stderr is the --error-log file. A trailing ':' in fmt appends

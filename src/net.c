@@ -15,6 +15,19 @@
 
 int net_listen_fd = -1;
 
+/* The port a socket is bound to (--port 0 binds an ephemeral one); 0 for a
+ * UNIX socket. */
+static int port_of(int fd)
+{
+    union net_addr a;
+    socklen_t len = sizeof a;
+    int port = 0;
+    char ip[INET6_ADDRSTRLEN];
+    if (getsockname(fd, &a.sa, &len) == 0)
+        net_addr_str(&a, ip, sizeof ip, &port);
+    return port;
+}
+
 int net_listen(const char *host, int port, int backlog, int *bound_port)
 {
     struct addrinfo hints, *res = NULL;
@@ -53,10 +66,7 @@ int net_listen(const char *host, int port, int backlog, int *bound_port)
         fprintf(stderr, "forkhttpd: cannot listen on %s port %d: %s\n", host, port, strerror(err));
         return -1;
     }
-    union net_addr a;
-    socklen_t len = sizeof a;
-    getsockname(fd, &a.sa, &len);
-    *bound_port = ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in4.sin_port);
+    *bound_port = port_of(fd);
     return fd;
 }
 
@@ -125,11 +135,7 @@ int net_inherited(int *bound_port)
     unsetenv("LISTEN_PID"); /* not for CGI programs */
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
-    union net_addr a;
-    socklen_t len = sizeof a;
-    *bound_port = 0;
-    if (getsockname(fd, &a.sa, &len) == 0 && (a.sa.sa_family == AF_INET || a.sa.sa_family == AF_INET6))
-        *bound_port = ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in4.sin_port);
+    *bound_port = port_of(fd);
     return fd;
 }
 
