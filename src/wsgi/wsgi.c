@@ -1574,8 +1574,7 @@ static int respond(wreq *q, PyObject *result)
         /* big: streamed from the objects themselves, no copy of the whole */
         Py_INCREF(result);
         q->seq = result;
-        if (fh_stream(r, wsgi_read, wsgi_close, q, total) < 0)
-            return STREAMING; /* close ran: q is gone */
+        fh_stream(r, wsgi_read, wsgi_close, q, total); /* on failure close ran: q is gone */
         return STREAMING;
     }
     /* Any other iterable: pull until the first non-empty piece (the app may
