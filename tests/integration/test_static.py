@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import raw, status_of
+from conftest import raw, status_of, wait_until
 
 
 def get(server, path, headers=None, method="GET"):
@@ -168,7 +168,8 @@ def test_etag_changes_with_file(start_server, docroot):
     p = docroot / "hello"
     p.write_bytes(b"Changed!\n")
     os.utime(p, (time.time() + 5, time.time() + 5))
-    time.sleep(0.05)  # the open-file cache looks at the file once per clock tick (~4 ms)
+    # the open-file cache looks at the file at most once per millisecond
+    assert wait_until(lambda: get(s, "/hello", {"If-None-Match": etag})[0].status == 200)
     r, body = get(s, "/hello", {"If-None-Match": etag})
     assert r.status == 200 and body == b"Changed!\n" and r.getheader("ETag") != etag
 
@@ -247,7 +248,6 @@ def test_replaced_file_is_noticed(start_server, docroot):
     tmp = docroot / "hello.new"
     tmp.write_bytes(b"Replaced\n")
     os.rename(tmp, docroot / "hello")
-    from conftest import wait_until
     assert wait_until(lambda: get(s, "/hello")[1] == b"Replaced\n", timeout=3)
     os.unlink(docroot / "hello")
     assert wait_until(lambda: get(s, "/hello")[0].status == 404, timeout=3)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN, BUILD, REPO, conn_fd_count, http_request, raw, status_of, wait_until, zombies_of
+from conftest import BIN, BUILD, REPO, conn_fd_count, file_fd_count, http_request, raw, status_of, wait_until, zombies_of
 
 WSGI_SO = os.path.join(BUILD, "wsgi.so")
 pytestmark = pytest.mark.skipif(not os.path.exists(WSGI_SO), reason="build/wsgi.so not built")
@@ -261,9 +261,10 @@ def test_environ_validated(start_server, tmp_path, model):
     r, data = get(s, "/v/env", headers={"X_Thing": "spoof"})
     assert "HTTP_X_THING" not in json.loads(data)
     # every endpoint the validator sees stays quiet: no warning turned error
-    for path in ("/v/stream?n=4", "/v/write", "/v/lazy", "/v/nope"):
+    for path, want in (("/v/stream?n=4", 200), ("/v/write", 200), ("/v/lazy", 200),
+                       ("/v/nope", 404)):
         r, data = get(s, path)
-        assert r.status in (200, 404), (path, data)
+        assert r.status == want, (path, data)
     assert get(s, "/v/lines", method="POST", body=b"one\ntwo\nthree\n")[0].status == 200
     err = s.stderr()
     assert "Warning" not in err and "Traceback" not in err, err
@@ -410,13 +411,16 @@ def test_no_leaks(start_server, tmp_path, model):
     pid = serving_pid(s, model)
     assert get(s, "/raw/env")[0].status == 200
     before = conn_fd_count(pid)
+    files_before = file_fd_count(pid, tmp_path)  # its stderr file is under tmp_path too
     for i in range(30):
-        get(s, "/raw/upload", method="POST", body=b"x" * 5000)
-        get(s, "/raw/stream?n=3")
-        get(s, "/raw/raise")
-        get(s, f"/raw/file?path={tmp_path / 'wsgitest.py'}")
+        assert get(s, "/raw/upload", method="POST", body=b"x" * 5000)[0].status == 200
+        assert get(s, "/raw/stream?n=3")[0].status == 200
+        assert get(s, "/raw/raise")[0].status == 500
+        assert get(s, f"/raw/file?path={tmp_path / 'wsgitest.py'}")[0].status == 200
     assert wait_until(lambda: conn_fd_count(pid) <= before), (
         before, conn_fd_count(pid), [os.readlink(f"/proc/{pid}/fd/{f}") for f in os.listdir(f"/proc/{pid}/fd")])
+    # wsgi.file_wrapper's files are closed too
+    assert wait_until(lambda: file_fd_count(pid, tmp_path) <= files_before)
     assert wait_until(lambda: zombies_of(s.pid) == [])
 
 
