@@ -39,6 +39,8 @@ static const char usage_text[] =
     "Content\n"
     "  --root DIR             document root for static files (default .)\n"
     "  --autoindex            list directories that have no index.html\n"
+    "  --allow-dotfiles       serve (and list) files and directories whose name starts\n"
+    "                         with '.' (default: 404, except under /.well-known/)\n"
     "  --cgi PREFIX=DIR       run executables in DIR under URL PREFIX (CGI/1.1)\n"
     "  --app [PREFIX=]FILE.so:SYMBOL  mount a C app (default prefix /)\n"
     "  --status PREFIX        a status page (text, or JSON with ?json), loopback clients only\n"
@@ -289,7 +291,7 @@ static void parse_app(const char *arg)
 enum {
     O_STATUS = 200, O_STATUSPUB, O_ACCEPT, O_USER, O_GROUP, O_ALLOWROOT, O_PIDFILE, O_ERRORLOG, O_UNIX,
     O_HOST = 256, O_PORT, O_MODEL, O_WORKERS, O_MAXWORKERS, O_MAXCONNS, O_BACKLOG, O_ROOT,
-    O_AUTOINDEX, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_LOGLEVEL, O_HTO, O_BTO, O_KTO,
+    O_AUTOINDEX, O_ALLOWDOTFILES, O_CGI, O_APP, O_ACCESSLOG, O_VERBOSE, O_QUIET, O_LOGLEVEL, O_HTO, O_BTO, O_KTO,
     O_WTO,
     O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_CGITO, O_CGIMAX, O_HELP, O_VERSION,
     O_WSGI, O_PYTHONPATH, O_CHDIR, O_PRELOAD,
@@ -305,6 +307,7 @@ static const struct option options[] = {
     {"backlog", required_argument, 0, O_BACKLOG},
     {"root", required_argument, 0, O_ROOT},
     {"autoindex", no_argument, 0, O_AUTOINDEX},
+    {"allow-dotfiles", no_argument, 0, O_ALLOWDOTFILES},
     {"cgi", required_argument, 0, O_CGI},
     {"app", required_argument, 0, O_APP},
     {"wsgi", required_argument, 0, O_WSGI},
@@ -380,6 +383,7 @@ void config_parse(int argc, char **argv)
         case O_BACKLOG: cfg.backlog = (int)parse_int("--backlog", optarg, 1, 65535); break;
         case O_ROOT: cfg.root = optarg; break;
         case O_AUTOINDEX: cfg.autoindex = 1; break;
+        case O_ALLOWDOTFILES: cfg.allow_dotfiles = 1; break;
         case O_CGI: parse_cgi(optarg); break;
         case O_APP: parse_app(optarg); break;
         case O_WSGI: parse_wsgi(optarg); break;

@@ -47,6 +47,7 @@ struct config {
     int backlog;
     const char *root;
     int autoindex;
+    int allow_dotfiles; /* --allow-dotfiles: serve names starting with '.' (h_static.c) */
     const char *access_log;
     int verbose;
     int quiet;

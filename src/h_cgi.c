@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "cgi_head.h"
+#include "confine.h"
 #include "handler.h"
 #include "log.h"
 #include "supervise.h"
@@ -64,36 +65,6 @@ struct cgi {
 static int active; /* scripts running in this process (--cgi-max) */
 
 /* ---- finding the script ---- */
-
-/* Open rel (no leading '/') beneath dirfd as O_PATH: the kernel refuses any
- * resolution that leaves DIR ('..', a symlink pointing outside, an absolute
- * symlink). Before Linux 5.6 (no openat2) the caller's realpath check below
- * is the only guard. */
-static int open_beneath(int dirfd, const char *rel)
-{
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = O_PATH | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
-    if (fd >= 0 || errno != ENOSYS)
-        return fd;
-    return openat(dirfd, rel, O_PATH | O_CLOEXEC);
-}
-
-static int errno_status(int e)
-{
-    switch (e) {
-    case ENOENT:
-    case ENOTDIR:
-    case ENAMETOOLONG: return 404;
-    case EACCES:
-    case EPERM:
-    case EXDEV:  /* would leave DIR */
-    case ELOOP: return 403;
-    default: return 500;
-    }
-}
 
 struct script {
     char real[PATH_MAX];    /* resolved absolute path: what is executed */
@@ -123,9 +94,10 @@ static int find_script(const struct request *req, struct script *s)
             return 404;
         memcpy(rel, path + start + 1, rl);
         rel[rl] = 0;
-        int fd = open_beneath(m->dir_fd, rel);
+        /* O_PATH: nothing is opened but the inode (confine.h) */
+        int fd = confine_open(m->dir_fd, rel, O_PATH);
         if (fd < 0)
-            return errno_status(errno);
+            return confine_status(errno);
         struct stat st;
         int ok = fstat(fd, &st) == 0;
         if (ok && S_ISDIR(st.st_mode)) {

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +13,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "handler.h"
 #include "conn.h"
 #include "http_resp.h"
+#include "log.h"
 
 /* ---- MIME types ---- */
 
@@ -63,52 +64,29 @@ static const char *mime_type(const char *path, size_t len)
     return "application/octet-stream";
 }
 
-/* ---- confinement ---- */
+/* ---- dotfiles ---- */
 
-/* Open rel (no leading '/') beneath the root directory fd. The kernel refuses
- * any resolution that leaves the root, '..' or a symlink pointing outside
- * included (RESOLVE_BENEATH). It also refuses absolute symlinks, even those
- * that point back inside the root: for those (EXDEV) we open normally and
- * check where the file really is. */
-static int open_beneath(int dirfd, const char *rel)
+/* Is rel (the path inside the mount, no leading '/') a dotfile or inside a
+ * dot directory (.git/, .env, .htpasswd...)? The normaliser has removed "."
+ * and ".." segments (also encoded ones, %2e), so every '.' that starts a
+ * segment here starts a name. The top-level ".well-known" is exempt
+ * (RFC 8615: ACME challenges, security.txt); the names under it are not. */
+static int is_dotpath(const char *rel)
 {
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    /* O_NONBLOCK: opening a FIFO must not block the worker */
-    how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
-    if (fd >= 0 || (errno != ENOSYS && errno != EXDEV))
-        return fd;
-    /* Kernels before 5.6, or an absolute symlink: open, then check where it is. */
-    fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return -1;
-    char proc[64], real[PATH_MAX], root[PATH_MAX];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-    ssize_t rl = readlink(proc, root, sizeof root - 1);
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    ssize_t fl = readlink(proc, real, sizeof real - 1);
-    if (rl <= 0 || fl <= 0 || fl < rl || memcmp(root, real, (size_t)rl) != 0 ||
-        (fl > rl && real[rl] != '/' && !(rl == 1 && root[0] == '/'))) {
-        close(fd);
-        errno = EXDEV;
-        return -1;
-    }
-    return fd;
+    const char *p = rel;
+    if (strncmp(p, ".well-known", 11) == 0 && (p[11] == '/' || p[11] == 0))
+        p += 11;
+    for (; *p; p++)
+        if (*p == '.' && (p == rel || p[-1] == '/'))
+            return 1;
+    return 0;
 }
 
-static int errno_status(int e)
+/* Is a directory entry shown, given the directory's path inside the mount? */
+static int dotname_listed(const char *dirrel, const char *name)
 {
-    switch (e) {
-    case EACCES:
-    case EPERM: return 403;
-    case ENAMETOOLONG: return 414;
-    case EMFILE:
-    case ENFILE:
-    case ENOMEM: return 503;
-    default: return 404; /* ENOENT, ENOTDIR, EXDEV/ELOOP (outside the root): not found */
-    }
+    return name[0] != '.' || cfg.allow_dotfiles ||
+           (dirrel[0] == 0 && strcmp(name, ".well-known") == 0);
 }
 
 /* ---- validators ---- */
@@ -191,7 +169,13 @@ static int cmp_names(const void *a, const void *b)
 
 #define LIST_MAX 10000
 
-static void autoindex(const struct request *req, int dfd, struct response *resp)
+/* The listing of the directory dfd, whose path inside the mount is dirrel
+ * ("" or "dir/"). Dotfiles are left out unless they would be served
+ * (--allow-dotfiles). A symlink shows its target's size and date only when
+ * the target is inside the root: one leading outside (or nowhere) shows
+ * "-" for both, so the listing tells nothing about files beyond the root. */
+static void autoindex(const struct request *req, int dfd, const char *dirrel,
+                      struct response *resp)
 {
     int fd2 = dup(dfd);
     DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
@@ -205,7 +189,8 @@ static void autoindex(const struct request *req, int dfd, struct response *resp)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < LIST_MAX) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            !dotname_listed(dirrel, e->d_name))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
@@ -218,7 +203,8 @@ static void autoindex(const struct request *req, int dfd, struct response *resp)
         if (names[n])
             n++;
     }
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n > 1) /* names is NULL for an empty directory: qsort(NULL, 0) is undefined */
+        qsort(names, n, sizeof *names, cmp_names);
 
     char *buf = NULL;
     size_t len = 0;
@@ -233,17 +219,28 @@ static void autoindex(const struct request *req, int dfd, struct response *resp)
             fputs("<a href=\"../\">../</a>\n", f);
         for (size_t i = 0; i < n; i++) {
             struct stat st;
-            if (fstatat(dirfd(d), names[i], &st, 0) < 0)
-                continue; /* dangling link or raced away */
-            int isdir = S_ISDIR(st.st_mode);
-            char date[32];
-            http_date_fmt(st.st_mtime, date);
+            if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+                continue; /* raced away */
+            int known = 1;
+            if (S_ISLNK(st.st_mode)) { /* the target, if it is inside the root */
+                char rel[PATH_MAX + 256];
+                int lfd = -1;
+                if ((size_t)snprintf(rel, sizeof rel, "%s%s", dirrel, names[i]) < sizeof rel)
+                    lfd = confine_open(req->mount->dir_fd, rel, O_PATH);
+                known = lfd >= 0 && fstat(lfd, &st) == 0;
+                if (lfd >= 0)
+                    close(lfd);
+            }
+            int isdir = known && S_ISDIR(st.st_mode);
+            char date[32] = "-";
+            if (known)
+                http_date_fmt(st.st_mtime, date);
             fputs("<a href=\"", f);
             put_url(f, names[i]);
             fputs(isdir ? "/\">" : "\">", f);
             put_html(f, names[i]);
             fprintf(f, "%s</a>  %s  ", isdir ? "/" : "", date);
-            if (isdir)
+            if (isdir || !known)
                 fputs("-\n", f);
             else
                 fprintf(f, "%lld\n", (long long)st.st_size);
@@ -399,17 +396,57 @@ void h_static_cache_free(void)
 
 /* ---- the handler ---- */
 
+/* The 301 that adds a directory's trailing slash. Location is built from the
+ * normalised path, never from the raw target: "//evil.example/..//dir" is
+ * the directory /dir, and echoing the raw path would send a browser to
+ * another host ("//host/..." is a scheme-relative URL; browsers read "/\host"
+ * the same way). It starts with exactly one '/' and is percent-encoded (all
+ * but unreserved characters, '/' and the sub-delims, ':' and '@'), so '\',
+ * '%', '?', '#', spaces, control bytes and non-ASCII in a name come back as
+ * the same name. The query is kept as it came. Too long for a header: 414. */
+static void redirect_slash(const struct request *req, struct response *resp)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const struct http_req *h = req->h;
+    char loc[RESP_HDR_CAP];
+    size_t o = 0;
+    loc[o++] = '/';
+    for (const char *p = req->path; *p && o + 3 + 2 < sizeof loc; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '/') {
+            if (loc[o - 1] != '/') /* collapse "//": defensive, the normaliser did */
+                loc[o++] = '/';
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   strchr("-._~!$&'()*+,;=:@", c)) {
+            loc[o++] = (char)c;
+        } else {
+            loc[o++] = '%';
+            loc[o++] = hex[c >> 4];
+            loc[o++] = hex[c & 15];
+        }
+    }
+    size_t qlen = h->query.p ? h->query.len + 1 : 0;
+    /* the path did not fit, or the header line would not ("Location: ...\r\n") */
+    if (o + 3 + 2 >= sizeof loc || o + 1 + qlen + 12 > sizeof resp->hdr) {
+        resp_error(resp, 414);
+        return;
+    }
+    loc[o++] = '/';
+    resp_error(resp, 301);
+    resp_header(resp, "Location", "%.*s%s%.*s", (int)o, loc, h->query.p ? "?" : "",
+                h->query.p ? (int)h->query.len : 0, h->query.p ? h->query.p : "");
+}
+
 /* Open the file a path names (a directory's index.html, a 301 to add the
  * slash, a listing, or an error into resp). Returns the fd and fills st and
  * relbuf (the file's path inside the mount), or -1 when resp is answered. */
 static int open_target(const struct request *req, char *relbuf, size_t cap, struct stat *st,
                        struct response *resp)
 {
-    const struct http_req *h = req->h;
     const struct mount *m = req->mount;
-    int fd = open_beneath(m->dir_fd, relbuf[0] ? relbuf : ".");
+    int fd = confine_open(m->dir_fd, relbuf[0] ? relbuf : ".", O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
-        resp_error(resp, errno_status(errno));
+        resp_error(resp, confine_status(errno));
         return -1;
     }
     if (fstat(fd, st) < 0) {
@@ -421,20 +458,19 @@ static int open_target(const struct request *req, char *relbuf, size_t cap, stru
         if (req->path[req->path_len - 1] != '/') {
             /* "/dir" -> "/dir/": relative links in the index then resolve right */
             close(fd);
-            resp_error(resp, 301);
-            resp_header(resp, "Location", "%.*s/%s%.*s", (int)h->path.len, h->path.p,
-                        h->query.p ? "?" : "", h->query.p ? (int)h->query.len : 0,
-                        h->query.p ? h->query.p : "");
+            redirect_slash(req, resp);
             return -1;
         }
         size_t rl = strlen(relbuf); /* "" (the root) or "dir/" */
         snprintf(relbuf + rl, cap - rl, "index.html");
-        int ifd = open_beneath(m->dir_fd, relbuf);
+        int ifd = confine_open(m->dir_fd, relbuf, O_RDONLY | O_NONBLOCK);
         if (ifd < 0) {
-            if (errno == ENOENT && cfg.autoindex)
-                autoindex(req, fd, resp);
-            else
-                resp_error(resp, errno == ENOENT ? 403 : errno_status(errno));
+            if (errno == ENOENT && cfg.autoindex) {
+                relbuf[rl] = 0; /* the directory's own path */
+                autoindex(req, fd, relbuf, resp);
+            } else {
+                resp_error(resp, errno == ENOENT ? 403 : confine_status(errno));
+            }
             close(fd);
             return -1;
         }
@@ -475,6 +511,13 @@ void h_static(const struct request *req, struct response *resp)
     const char *rel = req->path + (m->prefix_len == 1 ? 1 : m->prefix_len);
     while (*rel == '/')
         rel++;
+    if (!cfg.allow_dotfiles && is_dotpath(rel)) {
+        /* the target as sent (the parser refused control bytes in it) */
+        vlog("404 for %.*s: a dotfile or dot directory (--allow-dotfiles serves them)",
+             (int)(h->path.len > 200 ? 200 : h->path.len), h->path.p);
+        resp_error(resp, 404);
+        return;
+    }
     /* the normaliser bounds the path by PATH_MAX; room is left for the index name */
     char relbuf[PATH_MAX + 16];
     size_t rl = strlen(rel);

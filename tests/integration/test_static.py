@@ -76,22 +76,22 @@ def test_percent_decoding(start_server, docroot, model):
 
 
 @pytest.mark.parametrize(
-    "target",
+    "target, status",
     [
-        "/../secret.txt",
-        "/..%2fsecret.txt",
-        "/%2e%2e/secret.txt",
-        "/sub/%2E%2E/%2e%2e/secret.txt",
-        "/escape",
-        "/hello%00.txt",
-        "/sub/..%5c..%5csecret.txt",
-        "//../secret.txt",
+        ("/../secret.txt", 400),                 # climbs above the root: the normaliser refuses
+        ("/..%2fsecret.txt", 400),               # an encoded '/'
+        ("/%2e%2e/secret.txt", 400),             # encoded dots that climb
+        ("/sub/%2E%2E/%2e%2e/secret.txt", 400),
+        ("/escape", 404),                        # a symlink out of the root looks like nothing
+        ("/hello%00.txt", 400),                  # a decoded NUL
+        ("/sub/..%5c..%5csecret.txt", 404),      # %5c is a name byte, not a separator: no such file
+        ("//../secret.txt", 400),
     ],
 )
-def test_no_way_out_of_root(start_server, docroot, target):
+def test_no_way_out_of_root(start_server, docroot, target, status):
     s = start_server(model="event", root=docroot)
     resp = raw(s, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    assert status_of(resp) in (400, 403, 404), resp[:200]
+    assert status_of(resp) == status, resp[:200]
     assert b"TOP SECRET" not in resp
 
 
