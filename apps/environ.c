@@ -7,6 +7,8 @@
  *                      then "requests: N" served by this process
  *   /env/stream?n=N    N lines "line I" produced one per pull (chunked:
  *                      the length is not given), N <= 1000000
+ *   /env/owned         "owned\n", after trying to set the fields the server
+ *                      writes itself (Date, Server, framing): they are dropped
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +94,15 @@ int app(fh_req *r)
     s->requests++;
     if (r->path_info.len == 7 && memcmp(r->path_info.ptr, "/stream", 7) == 0)
         return stream(r);
+    if (r->path_info.len == 6 && memcmp(r->path_info.ptr, "/owned", 6) == 0) {
+        static const char *const owned[] = {"Date", "Server", "Connection", "Keep-Alive",
+                                            "Transfer-Encoding", "TE", "Trailer", "Upgrade"};
+        for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+            if (fh_header(r, owned[i], "app") < 0) /* dropped, not refused */
+                return -1;
+        fh_header(r, "X-Kept", "yes");
+        return fh_body_static(r, "owned\n", 6);
+    }
 
     fh_header(r, "Content-Type", "text/plain; charset=utf-8");
     const char *name, *value;

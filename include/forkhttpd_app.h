@@ -233,7 +233,11 @@ static inline int fh_req_header_at(fh_req *r, size_t i, struct fh_str *name,
  *   local address), SERVER_PORT (the local port), SERVER_PROTOCOL,
  *   SERVER_SOFTWARE, GATEWAY_INTERFACE ("forkhttpd-app/1"), REMOTE_ADDR,
  *   REMOTE_PORT, and HTTP_<NAME> for each header field (upper case, '-' ->
- *   '_'; repeated fields joined with ", "; not for Content-Type/-Length).
+ *   '_'; repeated fields joined with ", ", Cookie with "; "). The same rules
+ *   as CGI and WSGI (src/environ.h): no HTTP_PROXY, no field whose name has
+ *   a character other than letters, digits and '-' (X_Foo would pose as
+ *   X-Foo), none for Content-Type/-Length, Transfer-Encoding, Connection,
+ *   Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade.
  * Strings are built on first use into per-request memory (no allocation for
  * requests that never ask) and stay valid as long as r. */
 static inline const char *fh_env(fh_req *r, const char *name)
@@ -287,8 +291,10 @@ static inline int fh_status(fh_req *r, int code)
 /* Add a header field. name: token characters (RFC 9110), value: printable
  * characters, blanks and HTAB (no CR, LF, NUL or other controls). The
  * strings are copied. The server owns the framing and its own fields, so
- * these names are refused: Connection, Transfer-Encoding, Keep-Alive,
- * Upgrade, Date, Server; Content-Length is accepted only if it equals the
+ * these are dropped (return 0; logged once per name and process), as for CGI
+ * and WSGI: Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, TE,
+ * Trailer, Upgrade, Proxy-Authenticate, Proxy-Authorization, Date, Server
+ * (src/owned_hdr.c). Content-Length is accepted only if it equals the
  * length of the body given (and for fh_stream with len -1 it sets the
  * length, which the stream must then produce exactly). All fields of a
  * response share about 2 KiB. */

@@ -17,7 +17,7 @@ for drv in tests/fuzz/fuzz_*.c; do
     short=${name#fuzz_}             # request
     bin=$out/$name
     clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-        "$drv" src/http_parse.c src/cgi_head.c -o "$bin"
+        "$drv" src/http_parse.c src/cgi_head.c src/owned_hdr.c src/environ.c -o "$bin"
     corpus=$out/corpus/$short
     mkdir -p "$corpus" "$out/crashes"
     cp -n tests/fuzz/corpus/"$short"/* "$corpus"/ 2>/dev/null || true

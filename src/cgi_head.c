@@ -6,6 +6,7 @@
 
 #include "cgi_head.h"
 #include "http_parse.h"
+#include "owned_hdr.h"
 
 size_t cgi_head_end(const char *buf, size_t len, size_t *scan)
 {
@@ -38,20 +39,6 @@ static int parse_status(const char *v, size_t n)
         s = s * 10 + (v[i] - '0');
     }
     return s >= 200 && s <= 599 ? s : -1;
-}
-
-/* Fields the core writes itself (framing, connection management, Date and
- * Server): a script's copy would duplicate or contradict them. */
-static int core_field(const char *name, size_t n)
-{
-    static const char *const core[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
-                                       "Proxy-Connection", "Upgrade", "Trailer",
-                                       "TE", "Date", "Server"};
-    struct http_str s = {name, n};
-    for (size_t i = 0; i < sizeof core / sizeof core[0]; i++)
-        if (http_str_ieq(s, core[i]))
-            return 1;
-    return 0;
 }
 
 /* Append "Name: value\r\n"; -1 when it does not fit: a dropped Set-Cookie or
@@ -87,6 +74,7 @@ int cgi_head_parse(const char *buf, size_t end, struct cgi_head *h, char *hdr, s
     h->status = 0;
     h->length = -1;
     h->why = NULL;
+    h->dropped = 0;
     size_t pos = 0;
     for (;;) {
         const char *line = buf + pos;
@@ -133,18 +121,19 @@ int cgi_head_parse(const char *buf, size_t end, struct cgi_head *h, char *hdr, s
             ctype_len = vl;
         } else if (http_str_ieq(fname, "Content-Length")) {
             int64_t x = 0;
-            if (vl == 0 || vl > 18)
+            if (http_parse_content_length(v, vl, &x) < 0)
                 return bad(h, "a bad Content-Length field");
-            for (size_t i = 0; i < vl; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    return bad(h, "a bad Content-Length field");
-                x = x * 10 + (v[i] - '0');
-            }
             if (clen >= 0 && clen != x)
                 return bad(h, "two different Content-Length fields");
             clen = x;
-        } else if (!core_field(line, nl) && hdr_put(hdr, cap, hdr_len, line, nl, v, vl) < 0) {
-            return bad(h, "header fields too large to pass on");
+        } else {
+            /* the fields the core writes itself (owned_hdr.c): dropped, and
+             * noted for h_cgi.c's log line */
+            int owned = owned_hdr_find(line, nl);
+            if (owned >= 0)
+                h->dropped |= 1u << owned;
+            else if (hdr_put(hdr, cap, hdr_len, line, nl, v, vl) < 0)
+                return bad(h, "header fields too large to pass on");
         }
     }
     if (nfields == 0)

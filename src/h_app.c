@@ -32,9 +32,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "environ.h"
 #include "handler.h"
 #include "http_parse.h"
 #include "log.h"
+#include "owned_hdr.h"
 
 #define VERSION_SYMBOL "forkhttpd_app_api_version"
 
@@ -52,6 +54,7 @@ struct app {
     const char *prefix; /* the first mount's prefix */
     enum app_start start;
     int logged;         /* init/fini logged something (fh_api_log) */
+    unsigned dropped_logged; /* bit i: a drop of owned_hdr_name(i) was logged */
     char *name; /* "FILE.so:SYMBOL" or the mount's label, for logs */
 };
 
@@ -97,6 +100,7 @@ struct areq {
     const char *sname;
     unsigned env_have; /* bit e: envv[e] is built */
     const char *envv[16];
+    size_t it_k, it_pos; /* fh_env_at's place after the HTTP_* it gave last */
     size_t arena_used;
     struct spill *spill;
     char arena[ARENA];
@@ -128,6 +132,7 @@ static struct areq *areq_get(void)
     q->remote = NULL;
     q->sname = NULL;
     q->env_have = 0;
+    q->it_k = 0;
     q->arena_used = 0;
     q->spill = NULL;
     return q;
@@ -426,18 +431,9 @@ static const char *api_server_name(fh_req *r, int *port)
     if (q->sname)
         return q->sname;
     q->sname = "";
-    struct http_str host = rq->h->host;
-    if (host.p && host.len) {
-        size_t n = 0;
-        if (host.p[0] == '[') { /* [v6]:port */
-            while (n < host.len && host.p[n] != ']')
-                n++;
-            n = n < host.len ? n + 1 : host.len;
-        } else {
-            while (n < host.len && host.p[n] != ':')
-                n++;
-        }
-        const char *s = arena_strndup(q, host.p, n);
+    struct http_str host = env_server_name(rq->h);
+    if (host.len) {
+        const char *s = arena_strndup(q, host.p, host.len);
         if (s)
             q->sname = s;
         return q->sname;
@@ -451,44 +447,17 @@ static const char *api_server_name(fh_req *r, int *port)
     return q->sname;
 }
 
-/* Does header name n turn into the CGI name "HTTP_" + cgi (upper case, '-' -> '_')? */
-static int cgi_name_eq(struct http_str n, const char *cgi)
-{
-    size_t i = 0;
-    for (; i < n.len; i++) {
-        char c = n.p[i];
-        c = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-        if (cgi[i] != c)
-            return 0;
-    }
-    return cgi[i] == 0;
-}
-
-/* HTTP_<NAME>: every field with that name, joined with ", " (RFC 3875 4.1.18). */
-static const char *env_http(struct areq *q, const char *cgi)
+/* HTTP_*: the value of field i's variable (environ.c: every field of that
+ * name, joined), built into the arena. */
+static const char *env_http(struct areq *q, int i)
 {
     const struct http_req *h = q->rq->h;
-    size_t total = 0, count = 0;
-    for (size_t i = 0; i < h->nheaders; i++)
-        if (cgi_name_eq(h->headers[i].name, cgi)) {
-            total += h->headers[i].value.len + (count ? 2 : 0);
-            count++;
-        }
-    if (!count || !strcmp(cgi, "CONTENT_TYPE") || !strcmp(cgi, "CONTENT_LENGTH"))
-        return NULL;
-    char *d = arena_alloc(q, total + 1), *p = d;
+    size_t n = env_var_value(h, i, NULL, 0);
+    char *d = arena_alloc(q, n + 1);
     if (!d)
         return NULL;
-    for (size_t i = 0; i < h->nheaders; i++)
-        if (cgi_name_eq(h->headers[i].name, cgi)) {
-            if (p != d) {
-                memcpy(p, ", ", 2);
-                p += 2;
-            }
-            memcpy(p, h->headers[i].value.p, h->headers[i].value.len);
-            p += h->headers[i].value.len;
-        }
-    *p = 0;
+    env_var_value(h, i, d, n);
+    d[n] = 0;
     return d;
 }
 
@@ -527,13 +496,11 @@ static const char *env_compute(struct areq *q, int e)
     case E_QUERY: return str_or_empty(q, r->query);
     case E_URI: return str_or_empty(q, r->target);
     case E_CTYPE: {
-        struct fh_str v = api_header(r, "Content-Type");
-        return v.ptr ? arena_strndup(q, v.ptr, v.len) : NULL;
+        struct http_str v = env_content_type(q->rq->h);
+        return v.p ? arena_strndup(q, v.p, v.len) : NULL;
     }
     case E_CLEN: /* a body was sent (even an empty chunked one) */
-        return q->rq->body_fd >= 0 || q->rq->h->content_length >= 0
-                   ? env_num(q, (long long)r->content_length)
-                   : NULL;
+        return env_has_body(q->rq->h) ? env_num(q, (long long)r->content_length) : NULL;
     case E_SNAME: return api_server_name(r, NULL);
     case E_SPORT: return env_num(q, addr_port(&q->rq->local));
     case E_PROTO: return str_or_empty(q, r->protocol);
@@ -565,8 +532,10 @@ static const char *api_env(fh_req *r, const char *name)
     struct areq *q = AQ(r);
     if (!name)
         return NULL;
-    if (!strncmp(name, "HTTP_", 5))
-        return env_http(q, name + 5);
+    if (!strncmp(name, "HTTP_", 5)) {
+        int f = env_find_var(q->rq->h, name);
+        return f >= 0 ? env_http(q, f) : NULL;
+    }
     for (int e = 0; e < E_COUNT; e++)
         if (!strcmp(name, env_names[e]))
             return env_fixed(q, e);
@@ -588,29 +557,25 @@ static int api_env_at(fh_req *r, size_t i, const char **name, const char **value
             return 0;
         }
     }
-    for (size_t j = 0; j < h->nheaders; j++) {
-        struct http_str n = h->headers[j].name;
-        if (http_str_ieq(n, "Content-Type") || http_str_ieq(n, "Content-Length"))
-            continue;
-        size_t e = 0;
-        while (e < j && !(h->headers[e].name.len == n.len &&
-                          !strncasecmp(h->headers[e].name.p, n.p, n.len)))
-            e++;
-        if (e < j)
-            continue; /* listed with its first occurrence */
+    /* then one HTTP_* per exported field name (environ.c); a listing in
+     * order goes on from where the last call stopped */
+    size_t pos = 0;
+    if (q->it_k && q->it_k <= i) {
+        k = q->it_k;
+        pos = q->it_pos;
+    }
+    int f;
+    while ((f = env_next_field(h, &pos)) >= 0) {
         if (k++ != i)
             continue;
-        char *cgi = arena_alloc(q, 5 + n.len + 1);
-        if (!cgi)
+        size_t cap = 5 + h->headers[f].name.len + 1;
+        char *var = arena_alloc(q, cap);
+        if (!var || !env_var_name(h, f, var, cap))
             return -1;
-        memcpy(cgi, "HTTP_", 5);
-        for (size_t c = 0; c < n.len; c++) {
-            char ch = n.p[c];
-            cgi[5 + c] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-        }
-        cgi[5 + n.len] = 0;
-        *name = cgi;
-        *value = env_http(q, cgi + 5);
+        *name = var;
+        *value = env_http(q, f);
+        q->it_k = k;
+        q->it_pos = pos;
         return *value ? 0 : -1;
     }
     return -1;
@@ -670,10 +635,6 @@ static int api_status(fh_req *r, int code)
     return 0;
 }
 
-/* Header names the server frames or writes itself. */
-static const char *const reserved[] = {"Connection", "Transfer-Encoding", "Keep-Alive",
-                                       "Upgrade", "Date", "Server"};
-
 static int api_header_add(fh_req *r, const char *name, const char *value)
 {
     struct areq *q = AQ(r);
@@ -695,20 +656,23 @@ static int api_header_add(fh_req *r, const char *name, const char *value)
     struct http_str n = {name, nl};
     /* Content-Type, by far the commonest, is neither reserved nor special */
     int ctype = nl == 12 && http_str_ieq(n, "Content-Type");
-    for (size_t i = 0; !ctype && i < sizeof reserved / sizeof reserved[0]; i++)
-        if (http_str_ieq(n, reserved[i]))
-            return refuse(q, "header %s is the server's to set", reserved[i]);
+    /* The fields the server writes itself (owned_hdr.h; the same table as
+     * CGI's): dropped, and logged once per field name, app and process. */
+    int owned = ctype ? -1 : owned_hdr_find(name, nl);
+    if (owned >= 0) {
+        if (!(q->app->dropped_logged & (1u << owned))) {
+            q->app->dropped_logged |= 1u << owned;
+            warn("app %s: dropped its %s field: the server writes it (logged once per process)",
+                 q->app->name, owned_hdr_name(owned));
+        }
+        return 0;
+    }
     if (!ctype && http_str_ieq(n, "Content-Length")) {
         /* a promise about the body, checked when the handler returns; the
          * server writes the field itself (once) */
         int64_t v = 0;
-        if (vl == 0 || vl > 18)
+        if (http_parse_content_length(value, vl, &v) < 0)
             return refuse(q, "invalid Content-Length '%.32s'", value);
-        for (size_t i = 0; i < vl; i++) {
-            if (value[i] < '0' || value[i] > '9')
-                return refuse(q, "invalid Content-Length '%.32s'", value);
-            v = v * 10 + (value[i] - '0');
-        }
         if (q->declared >= 0 && q->declared != v)
             return refuse(q, "two different Content-Length values");
         q->declared = v;

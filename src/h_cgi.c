@@ -10,12 +10,15 @@
  *                  response head: document, local or client redirect
  *   cgi_read       the body: the bytes after the header block, then the pipe
  *   cgi_close      close the pipe, kill the process group if the response
- *                  was cut short, reap: no zombie, whatever happened
+ *                  was cut short, reap - without waiting: what has not
+ *                  exited yet is reaped later by h_cgi_reap(); no zombie,
+ *                  whatever happened
  *
  * No SIGCHLD handler: the process that spawned a script (the fork model's
  * per-connection child, a prefork/event worker, the iterative server) reaps
- * exactly that pid in cgi_close(). A global handler doing waitpid(-1) would
- * steal the status from under whoever else forks in that process.
+ * exactly that pid, in cgi_close() or h_cgi_reap(). A global handler doing
+ * waitpid(-1) would steal the status from under whoever else forks in that
+ * process.
  *
  * Why posix_spawn: glibc implements it with clone(CLONE_VM|CLONE_VFORK), so a
  * worker with a large heap is not copied (fork() would copy its page tables
@@ -38,9 +41,11 @@
 #include <unistd.h>
 
 #include "cgi_head.h"
+#include "environ.h"
 #include "confine.h"
 #include "handler.h"
 #include "log.h"
+#include "owned_hdr.h"
 #include "supervise.h"
 #include "net.h"
 
@@ -50,8 +55,8 @@
 
 /* One running script; also the ctx of the deferred head and the body stream. */
 struct cgi {
-    pid_t pid;         /* the script, leader of its own process group; 0 once reaped */
-    int wstatus;       /* its wait status, once reaped */
+    pid_t pid;         /* the script, leader of its own process group; 0 once reaped
+                          (or handed to the to_reap list) */
     int fd;            /* read end of its stdout pipe (non-blocking); -1 once closed */
     int eof;           /* the script closed its stdout */
     int64_t left;      /* body bytes still to pass on (the script's Content-Length), -1: all */
@@ -139,10 +144,11 @@ struct envb {
     int oom;
 };
 
-static void env_cat(struct envb *e, const char *p, size_t n)
+/* Room for n more bytes and a NUL: 0, or -1 (out of memory, e->oom set). */
+static int env_reserve(struct envb *e, size_t n)
 {
     if (e->oom)
-        return;
+        return -1;
     if (e->len + n + 1 > e->cap) {
         size_t cap = e->cap ? e->cap : 4096;
         while (e->len + n + 1 > cap)
@@ -150,11 +156,18 @@ static void env_cat(struct envb *e, const char *p, size_t n)
         char *b = realloc(e->buf, cap);
         if (!b) {
             e->oom = 1;
-            return;
+            return -1;
         }
         e->buf = b;
         e->cap = cap;
     }
+    return 0;
+}
+
+static void env_cat(struct envb *e, const char *p, size_t n)
+{
+    if (env_reserve(e, n) < 0)
+        return;
     memcpy(e->buf + e->len, p, n);
     e->len += n;
 }
@@ -202,68 +215,20 @@ static void env_putf(struct envb *e, const char *name, const char *fmt, ...)
         env_putn(e, name, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Header fields that do not become HTTP_* variables. */
-static int skip_header(struct http_str name)
-{
-    static const char *const skip[] = {
-        "Proxy",             /* httpoxy: HTTP_PROXY would be taken for a proxy setting */
-        "Content-Type",      /* CONTENT_TYPE */
-        "Content-Length",    /* CONTENT_LENGTH */
-        "Transfer-Encoding", /* the body was de-chunked: it is no longer true */
-    };
-    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
-        if (http_str_ieq(name, skip[i]))
-            return 1;
-    /* Names with '_' or other token characters are dropped (as Apache does):
-     * "X_Foo" and "X-Foo" would both become HTTP_X_FOO, letting a client
-     * smuggle a value past a proxy that filtered only one spelling. */
-    for (size_t i = 0; i < name.len; i++) {
-        char c = name.p[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-'))
-            return 1;
-    }
-    return 0;
-}
-
-static int same_name(struct http_str a, struct http_str b)
-{
-    return a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0;
-}
-
+/* HTTP_* for the header fields environ.c exports (its rules: no Proxy, no
+ * '_' in names, no framing fields, repeated fields joined). */
 static void env_headers(struct envb *e, const struct http_req *h)
 {
-    for (size_t i = 0; i < h->nheaders; i++) {
-        struct http_str name = h->headers[i].name;
-        if (skip_header(name))
-            continue;
-        size_t j;
-        for (j = 0; j < i; j++) /* done already, with the first field of this name */
-            if (same_name(h->headers[j].name, name))
-                break;
-        if (j < i)
-            continue;
-        char var[5 + 256 + 1];
-        if (name.len > 256)
-            continue;
-        memcpy(var, "HTTP_", 5);
-        for (size_t k = 0; k < name.len; k++) {
-            char c = name.p[k];
-            var[5 + k] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-        }
-        var[5 + name.len] = 0;
-        /* several fields of one name: one list (RFC 9110 5.3); cookies are
-         * joined with "; " as HTTP/2 does (RFC 9113 8.2.3) */
-        const char *sep = http_str_ieq(name, "Cookie") ? "; " : ", ";
+    size_t pos = 0;
+    int i;
+    while ((i = env_next_field(h, &pos)) >= 0) {
+        char var[ENV_VAR_MAX + 1];
+        env_var_name(h, i, var, sizeof var);
         env_begin(e, var);
-        int first = 1;
-        for (j = i; j < h->nheaders; j++) {
-            if (!same_name(h->headers[j].name, name))
-                continue;
-            if (!first)
-                env_cat(e, sep, 2);
-            env_cat(e, h->headers[j].value.p, h->headers[j].value.len);
-            first = 0;
+        size_t n = env_var_value(h, i, NULL, 0); /* its length, then the value */
+        if (env_reserve(e, n) == 0) {
+            env_var_value(h, i, e->buf + e->len, n);
+            e->len += n;
         }
         env_end(e);
     }
@@ -286,25 +251,16 @@ static void build_env(struct envb *e, const struct request *req, const struct sc
     env_put(e, "PATH", "/usr/local/bin:/usr/bin:/bin");
     env_put(e, "GATEWAY_INTERFACE", "CGI/1.1");
     env_put(e, "SERVER_SOFTWARE", FH_SERVER);
-    env_put(e, "SERVER_PROTOCOL", h->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
+    env_put(e, "SERVER_PROTOCOL", env_protocol(h));
     env_putn(e, "REQUEST_METHOD", h->method.p, h->method.len);
 
     /* SERVER_NAME: the Host the client asked for, without its port; else our address */
     net_addr_str(&req->local, addr, sizeof addr, &port);
-    if (h->host.len) {
-        size_t n = h->host.len;
-        const char *p = h->host.p;
-        if (p[0] == '[') {
-            const char *rb = memchr(p, ']', n);
-            n = rb ? (size_t)(rb - p) + 1 : n;
-        } else {
-            const char *colon = memchr(p, ':', n);
-            n = colon ? (size_t)(colon - p) : n;
-        }
-        env_putn(e, "SERVER_NAME", p, n);
-    } else {
+    struct http_str sname = env_server_name(h);
+    if (sname.len)
+        env_putn(e, "SERVER_NAME", sname.p, sname.len);
+    else
         env_put(e, "SERVER_NAME", addr);
-    }
     env_putf(e, "SERVER_PORT", "%d", port);
 
     net_addr_str(req->peer, addr, sizeof addr, &port);
@@ -336,11 +292,11 @@ static void build_env(struct envb *e, const struct request *req, const struct sc
     }
     env_end(e);
 
-    if (req->body_fd >= 0) /* RFC 3875 4.1.2: only when there is a body */
-        env_putf(e, "CONTENT_LENGTH", "%lld", (long long)req->body_len);
-    const struct http_header *ct = http_req_header(h, "Content-Type");
-    if (ct)
-        env_putn(e, "CONTENT_TYPE", ct->value.p, ct->value.len);
+    if (env_has_body(h)) /* RFC 3875 4.1.2: only when there is a body; de-chunked */
+        env_putf(e, "CONTENT_LENGTH", "%lld", req->body_fd >= 0 ? (long long)req->body_len : 0);
+    struct http_str ct = env_content_type(h);
+    if (ct.p)
+        env_putn(e, "CONTENT_TYPE", ct.p, ct.len);
     /* We authenticate nobody; the script may, so it gets the scheme here and
      * the credentials in HTTP_AUTHORIZATION (as lighttpd passes them). */
     const struct http_header *au = http_req_header(h, "Authorization");
@@ -416,9 +372,10 @@ static int spawn(const struct request *req, const struct script *s, char **envp,
     return 0;
 }
 
-/* ---- reaping ---- */
+/* ---- reaping, never waiting ---- */
 
-/* Wait up to ms for pid to exit, without reaping it. 1 if it has exited. */
+/* Wait up to ms for pid to exit, without reaping it. 1 if it has exited.
+ * Only where waiting is allowed: h_cgi_reap(1). */
 static int wait_exit(pid_t pid, int ms)
 {
     int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -442,41 +399,131 @@ static int wait_exit(pid_t pid, int ms)
     return 0;
 }
 
-/* Reap the script. finished: it closed its stdout (the normal end) and gets
- * a moment to exit by itself; then what it left running in the background is
- * its own business. Otherwise (timeout, client gone, bad output) the whole
- * process group is killed - before the leader is reaped, while its pid (the
- * group's id) cannot have been reused. */
-static void reap(struct cgi *c, int finished, int quiet)
+/* A worker does not wait for a script whose response is over: what has not
+ * exited yet goes on the to_reap list, which h_cgi_reap() looks at again
+ * later (the event model's sweep, serve.c's poll loop, the next h_cgi) and,
+ * after a connection in the blocking models or at a worker's exit, waits for.
+ *
+ * A script keeps its --cgi-max slot (active, the scoreboard's cgi) until it is
+ * reaped, not merely killed: the count is of processes really there, and the
+ * list never holds more than --cgi-max entries. A killed script is normally
+ * reaped within a millisecond; one that closed its stdout holds its slot for
+ * at most its grace (REAP_GRACE_MS, plus up to a sweep in the event model). */
+struct reaping {
+    struct reaping *next;
+    pid_t pid;
+    int killed;        /* its group got SIGKILL */
+    uint64_t kill_at;  /* not killed: the end of its grace (ms, monotonic) */
+    char name[256];    /* for log lines */
+};
+
+static struct reaping *to_reap;
+
+#define REAP_RETRY_MS 10 /* killed, not reaped yet: look again this soon */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* waitpid(pid, WNOHANG): 1 if it is gone (reaped: *st set; or ECHILD), 0 if not. */
+static int try_wait(pid_t pid, int *st)
+{
+    pid_t r;
+    do
+        r = waitpid(pid, st, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    return r != 0;
+}
+
+/* The script is reaped: say how it ended (quiet: we killed it, or the
+ * caller says it; the reason is logged already), free its slot. */
+static void reaped(const char *name, int st, int quiet)
+{
+    if (!quiet) {
+        if (WIFSIGNALED(st))
+            warn("cgi %s: killed by signal %d (%s)", name, WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+        else if (WIFEXITED(st) && WEXITSTATUS(st) != 0 && log_verbose_on)
+            vlog("cgi %s: exit status %d", name, WEXITSTATUS(st));
+    }
+    active--;
+    if (sb_self)
+        __atomic_sub_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
+}
+
+/* The response is over: reap the script, without waiting. finished: it
+ * closed its stdout (the normal end) and gets REAP_GRACE_MS to exit by
+ * itself; then what it left running in the background is its own business.
+ * Otherwise (timeout, client gone, bad output) the whole process group is
+ * killed now - before the leader is reaped, while its pid (the group's id)
+ * cannot have been reused. */
+static void reap(struct cgi *c, int finished)
 {
     if (c->pid <= 0)
         return;
     int st = 0, killed = 0;
-    pid_t r = 0;
-    if (finished) {
-        r = waitpid(c->pid, &st, WNOHANG);
-        if (r == 0 && wait_exit(c->pid, REAP_GRACE_MS))
-            r = waitpid(c->pid, &st, WNOHANG);
-    }
-    if (r == 0) {
+    if (!finished) {
         kill(-c->pid, SIGKILL);
         killed = 1;
-        do
-            r = waitpid(c->pid, &st, 0);
-        while (r < 0 && errno == EINTR);
     }
-    c->wstatus = st;
-    if (r == c->pid && !killed && !quiet) {
-        if (WIFSIGNALED(st))
-            warn("cgi %s: killed by signal %d (%s)", c->name, WTERMSIG(st),
-                 strsignal(WTERMSIG(st)));
-        else if (WIFEXITED(st) && WEXITSTATUS(st) != 0 && log_verbose_on)
-            vlog("cgi %s: exit status %d", c->name, WEXITSTATUS(st));
+    struct reaping *r = NULL;
+    if (!try_wait(c->pid, &st) && !(r = malloc(sizeof *r))) {
+        /* no memory for the list: the old way, kill and wait here */
+        if (!killed)
+            kill(-c->pid, SIGKILL);
+        killed = 1;
+        while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (r) {
+        r->pid = c->pid;
+        r->killed = killed;
+        r->kill_at = killed ? 0 : mono_ms() + REAP_GRACE_MS;
+        memcpy(r->name, c->name, sizeof r->name);
+        r->next = to_reap;
+        to_reap = r;
+    } else {
+        reaped(c->name, st, killed);
     }
     c->pid = 0;
-    active--;
-    if (sb_self)
-        __atomic_sub_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
+}
+
+int h_cgi_reap(int block)
+{
+    int next = -1;
+    struct reaping **pp = &to_reap;
+    while (*pp) {
+        struct reaping *r = *pp;
+        int st = 0, gone = try_wait(r->pid, &st);
+        uint64_t now = mono_ms();
+        if (!gone && block && !r->killed && r->kill_at > now &&
+            wait_exit(r->pid, (int)(r->kill_at - now)))
+            gone = try_wait(r->pid, &st);
+        if (!gone && !r->killed && (block || mono_ms() >= r->kill_at)) {
+            kill(-r->pid, SIGKILL); /* its grace is over */
+            r->killed = 1;
+            gone = try_wait(r->pid, &st);
+        }
+        if (!gone && block) {
+            while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            gone = 1;
+        }
+        if (gone) {
+            reaped(r->name, st, r->killed);
+            *pp = r->next;
+            free(r);
+            continue;
+        }
+        int ms = r->killed ? REAP_RETRY_MS : (int)(r->kill_at - now);
+        if (next < 0 || ms < next)
+            next = ms;
+        pp = &r->next;
+    }
+    return next;
 }
 
 /* ---- the script's output ---- */
@@ -500,6 +547,16 @@ static int parse_head(struct cgi *c, struct response *resp, size_t end)
     resp->hdr_len = 0;
     if (cgi_head_parse(c->head, end, &h, resp->hdr, sizeof resp->hdr, &resp->hdr_len) < 0)
         return bad_gateway(c, resp, h.why);
+    /* The fields the core writes itself (owned_hdr.h) were dropped: said
+     * once per field name and process, so a script that always sends Date
+     * does not fill the log. */
+    static unsigned logged;
+    for (int i = 0; i < OWNED_HDR_COUNT; i++)
+        if ((h.dropped & ~logged) & (1u << i)) {
+            logged |= 1u << i;
+            warn("cgi %s: dropped its %s field: the server writes it (logged once per process)",
+                 c->name, owned_hdr_name(i));
+        }
     resp->status = h.status;
     resp->content_type = NULL;
     /* A Content-Length the script promised is passed on (no chunked framing,
@@ -533,10 +590,14 @@ static int cgi_prepare(void *ctx, struct response *resp, int *wait_fd)
         }
         if (r < 0)
             return bad_gateway(c, resp, "cannot read its output");
-        /* EOF before the header block ended: say why, if it crashed */
+        /* EOF before the header block ended: say why, if it crashed and has
+         * been reaped already (else the to_reap list will say it) */
         c->eof = 1;
-        reap(c, 1, 1);
-        int st = c->wstatus;
+        int st = 0;
+        if (c->pid > 0 && try_wait(c->pid, &st)) {
+            reaped(c->name, st, 1); /* quiet: the warning below says it */
+            c->pid = 0;
+        }
         char why[128];
         if (WIFSIGNALED(st))
             snprintf(why, sizeof why, "killed by signal %d (%s) before its header block ended",
@@ -600,8 +661,9 @@ static void cgi_close(void *ctx)
     if (c->fd >= 0)
         close(c->fd); /* first: a script still writing gets SIGPIPE */
     c->fd = -1;
-    /* finished: EOF, or all the bytes its Content-Length promised */
-    reap(c, c->eof || c->left == 0, 0);
+    /* finished: EOF, or all the bytes its Content-Length promised; else
+     * (no head yet, the client left, a timeout) the group is killed now */
+    reap(c, c->eof || c->left == 0);
     free(c);
 }
 
@@ -609,6 +671,7 @@ static void cgi_close(void *ctx)
 
 void h_cgi(const struct request *req, struct response *resp)
 {
+    h_cgi_reap(0); /* scripts that ended since the last look free their slots */
     if (active >= cfg.cgi_max) {
         warn("cgi: %d scripts running (--cgi-max); answering 503", active);
         resp_error(resp, 503);

@@ -114,4 +114,13 @@ void h_app_unload(void);
 void h_worker_start(void);
 void h_worker_stop(void);
 
+/* CGI scripts whose response is over but which are not reaped yet (h_cgi.c:
+ * a worker never waits for one). h_cgi_reap(0) reaps what has exited and
+ * kills the groups whose grace ran out, without blocking; it returns the ms
+ * until it wants to be called again, or -1 when nothing is left. The models
+ * call it periodically (the event sweep; serve.c's poll loop).
+ * h_cgi_reap(1) waits until all are reaped (at most the grace, 100 ms, plus
+ * the kill): after each connection in the blocking models, at a worker's exit. */
+int h_cgi_reap(int block);
+
 #endif

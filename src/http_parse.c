@@ -273,14 +273,17 @@ static int classify_target(struct http_req *r)
     return 0;
 }
 
-/* Content-Length = 1*DIGIT; no sign, no list, <= 18 digits so it fits. */
-static int parse_content_length(struct http_str v, int64_t *out)
+/* Content-Length = 1*DIGIT; no sign, no list, <= 18 digits so it fits.
+ * The one parser for the field: requests here, and the responses of CGI
+ * scripts, C apps and WSGI apps. */
+int http_parse_content_length(const char *p, size_t len, int64_t *out)
 {
-    if (v.len == 0 || v.len > 18) return -1;
+    trim_ows(&p, &len);
+    if (len == 0 || len > 18) return -1;
     int64_t n = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        if (!is_digit((unsigned char)v.p[i])) return -1;
-        n = n * 10 + (v.p[i] - '0');
+    for (size_t i = 0; i < len; i++) {
+        if (!is_digit((unsigned char)p[i])) return -1;
+        n = n * 10 + (p[i] - '0');
     }
     *out = n;
     return 0;
@@ -348,7 +351,7 @@ static int finish_head(struct http_req *r)
         } else if (http_str_ieq(h->name, "content-length")) {
             /* even identical duplicates are refused: no smuggling games */
             if (++ncl > 1) return req_bad(r, 400, "duplicate Content-Length");
-            if (parse_content_length(h->value, &r->content_length) < 0)
+            if (http_parse_content_length(h->value.p, h->value.len, &r->content_length) < 0)
                 return req_bad(r, 400, "bad Content-Length");
         } else if (http_str_ieq(h->name, "transfer-encoding")) {
             nte++;

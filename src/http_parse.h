@@ -163,6 +163,14 @@ int http_parse_range(const char *v, size_t len, uint64_t size,
  * or output longer than outsz-1. */
 int http_normalize_path(const char *in, size_t len, char *out, size_t outsz);
 
+/* ---- Content-Length (RFC 9110 8.6) ---- */
+
+/* The one Content-Length parser, for requests (above) and for what CGI
+ * scripts, C apps and WSGI apps declare: 1*DIGIT with optional surrounding
+ * OWS, at most 18 digits; no sign, no list (not even "5, 5": a list is how
+ * smuggling starts). 0 and *out set, or -1. */
+int http_parse_content_length(const char *p, size_t len, int64_t *out);
+
 /* ---- small helpers shared by the core ---- */
 
 int http_is_tchar(unsigned char c);

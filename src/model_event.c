@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 #include "model.h"
 #include "sig.h"
@@ -180,6 +181,7 @@ static void sweep(uint64_t now)
             step(e);
         }
     }
+    h_cgi_reap(0); /* CGI scripts whose response is over: reap, kill after their grace */
 }
 
 static void stop_soon_all(void)
@@ -285,6 +287,7 @@ static int event_worker(int lfd)
     }
     while (open_list)
         close_conn(open_list);
+    h_cgi_reap(1); /* the scripts of the last connections: no zombie, none left running */
     if (lfd_ >= 0)
         close(lfd_);
     close(ep);

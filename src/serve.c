@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 #include "model.h"
 #include "sig.h"
@@ -26,11 +27,27 @@ void serve_connection(int fd, const union net_addr *peer)
             continue;
         }
         /* waiting on a producer's pipe (CGI, app stream): watch the client
-         * too (errors and hang-ups only: events 0), so a reset is noticed
-         * while the pipe is silent */
+         * too, for its FIN (POLLRDHUP: a client that leaves before a CGI
+         * head must not keep the script running; POLLHUP alone needs both
+         * directions closed), a reset or a hang-up. Once the FIN is known it
+         * is the core's to act on: the client is no longer watched, so a
+         * half- or fully-closed client does not wake us in a loop while the
+         * pipe is silent (a write will tell of a reset). */
         struct pollfd p[2] = {{.fd = c.wait_fd, .events = w == CONN_READ ? POLLIN : POLLOUT},
-                              {.fd = c.fd, .events = 0}};
-        int n = poll(p, c.wait_fd != c.fd ? 2 : 1, (int)(c.deadline - now));
+                              {.fd = c.rdhup ? -1 : c.fd, .events = POLLRDHUP}};
+        int n;
+        for (;;) {
+            /* CGI scripts whose response is over: reaped on the way, never
+             * waited for; wake up when one's grace ends */
+            int ms = (int)(c.deadline - now), reap_ms = h_cgi_reap(0);
+            if (reap_ms >= 0 && reap_ms < ms)
+                ms = reap_ms;
+            n = poll(p, c.wait_fd != c.fd ? 2 : 1, ms);
+            if (n != 0 || (now = now_ms()) >= c.deadline)
+                break;
+        }
+        if (n > 0 && c.wait_fd != c.fd && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            c.rdhup = 1;
         if (n > 0)
             c.readable = 1; /* (or writable, or a pipe's news: a read may tell) */
         if (n < 0 && errno != EINTR)
@@ -40,6 +57,9 @@ void serve_connection(int fd, const union net_addr *peer)
         /* n == 0: the deadline passed; the next round calls conn_timeout */
     }
     conn_close(&c);
+    /* the next connection gets a process with no script left: wait (at most
+     * a grace, REAP_GRACE_MS in h_cgi.c) for the scripts of this one */
+    h_cgi_reap(1);
 }
 
 int accept_error(int err)

@@ -32,6 +32,8 @@
 
 #include <forkhttpd_app.h>
 
+#include "http_parse.h" /* http_parse_content_length: src/http_parse.c is linked in */
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -233,10 +235,6 @@ static int is_tchar(Py_UCS4 c)
     return c < 128 && c > 32 && !strchr("\"(),/:;<=>?@[\\]{}", (int)c) && c != 127;
 }
 
-static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-authenticate",
-                                         "proxy-authorization", "te", "trailers",
-                                         "transfer-encoding", "upgrade"};
-
 static int name_is(PyObject *name, const char *lower)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(name);
@@ -293,20 +291,18 @@ static int check_headers(PyObject *headers, int64_t *declared)
                 return -1;
             }
         }
-        for (size_t k = 0; k < sizeof hop_by_hop / sizeof hop_by_hop[0]; k++)
-            if (name_is(name, hop_by_hop[k])) {
-                PyErr_Format(PyExc_ValueError,
-                             "start_response: hop-by-hop header %R is the server's to set", name);
-                return -1;
-            }
+        /* Hop-by-hop fields, Date and Server are the server's: fh_header
+         * drops them with a log line, as for C apps and CGI (owned_hdr.c). */
         if (name_is(name, "content-length")) {
-            int64_t v = 0;
-            if (vl == 0 || vl > 18)
+            /* the server's one Content-Length parser (src/http_parse.c,
+             * compiled into wsgi.so) */
+            int64_t v = -1;
+            Py_ssize_t al = 0;
+            const char *a = PyUnicode_IS_ASCII(value) ? PyUnicode_AsUTF8AndSize(value, &al) : NULL;
+            if (!a && PyErr_Occurred())
+                return -1;
+            if (!a || http_parse_content_length(a, (size_t)al, &v) < 0)
                 v = -1;
-            for (Py_ssize_t k = 0; k < vl && v >= 0; k++) {
-                Py_UCS4 c = PyUnicode_READ(vk, vd, k);
-                v = c >= '0' && c <= '9' ? v * 10 + (int64_t)(c - '0') : -1;
-            }
             if (v < 0 || (*declared >= 0 && *declared != v)) {
                 PyErr_Format(PyExc_ValueError, "start_response: invalid Content-Length %R",
                              value);
@@ -1071,47 +1067,34 @@ static PyObject *port_str(int port, int *n, PyObject **s)
     return *s;
 }
 
-/* "HTTP_" + the name upper-cased, '-' -> '_'. NULL without an exception:
- * skip the field (names with '_' would be indistinguishable from '-' ones,
- * a known header-spoofing trick; nginx and gunicorn drop them too). */
-static PyObject *http_key(struct fh_str n)
+/* The interned key for an HTTP_* variable name (from fh_env_at, which
+ * applies the server's rules: src/environ.h). */
+static PyObject *http_key(const char *var)
 {
     unsigned h = 2166136261u;
-    for (size_t i = 0; i < n.len; i++) {
-        unsigned char c = (unsigned char)n.ptr[i];
-        if (c == '_')
-            return NULL;
-        h = (h ^ (c | 0x20)) * 16777619u;
-    }
+    size_t n = 0;
+    for (; var[n]; n++)
+        h = (h ^ (unsigned char)var[n]) * 16777619u;
     struct hkey *e = &hkeys[h % HKEYS];
-    if (e->key && e->len == n.len && !strncasecmp(e->name, n.ptr, n.len)) {
+    if (e->key && e->len == n && !memcmp(e->name, var, n)) {
         Py_INCREF(e->key);
         return e->key;
     }
-    char buf[5 + 256];
-    if (n.len > 256)
-        return NULL;
-    memcpy(buf, "HTTP_", 5);
-    for (size_t i = 0; i < n.len; i++) {
-        char c = n.ptr[i];
-        buf[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-    }
-    buf[5 + n.len] = 0;
-    PyObject *k = PyUnicode_InternFromString(buf);
+    PyObject *k = PyUnicode_InternFromString(var);
     if (!k)
         return NULL;
-    if (n.len < sizeof e->name) {
+    if (n < sizeof e->name) {
         Py_INCREF(k);
         Py_XSETREF(e->key, k);
-        e->len = n.len;
-        memcpy(e->name, n.ptr, n.len);
+        e->len = n;
+        memcpy(e->name, var, n);
     }
     return k;
 }
 
-static int eq_name(struct fh_str n, const char *s)
+static PyObject *latin1_c(const char *v)
 {
-    return n.len == strlen(s) && !strncasecmp(n.ptr, s, n.len);
+    return PyUnicode_DecodeLatin1(v, (Py_ssize_t)strlen(v), NULL);
 }
 
 static PyObject *build_environ(wreq *q)
@@ -1164,47 +1147,30 @@ static PyObject *build_environ(wreq *q)
     }
     Py_DECREF(uri);
 
-    int has_len = r->content_length > 0;
-    struct fh_str n, v;
-    for (size_t i = 0; fh_req_header_at(r, i, &n, &v) == 0; i++) {
-        if (eq_name(n, "Content-Type")) {
-            if (set_new(e, k_ctype, latin1(v)) < 0)
+    /* CONTENT_TYPE, CONTENT_LENGTH and HTTP_*: exactly what the server gives
+     * C apps and CGI (fh_env_at: no Proxy, no '_' in names, no framing
+     * fields, repeated fields joined; src/environ.h) */
+    const char *n, *v;
+    for (size_t i = 0; fh_env_at(r, i, &n, &v) == 0; i++) {
+        PyObject *k;
+        if (n[0] == 'H' && !strncmp(n, "HTTP_", 5)) {
+            k = http_key(n);
+            if (!k)
                 goto fail;
-            continue;
+        } else if (!strcmp(n, "CONTENT_TYPE")) {
+            k = k_ctype;
+            Py_INCREF(k);
+        } else if (!strcmp(n, "CONTENT_LENGTH")) {
+            k = k_clen;
+            Py_INCREF(k);
+        } else {
+            continue; /* the others come from the request's fields above */
         }
-        if (eq_name(n, "Content-Length") || eq_name(n, "Transfer-Encoding")) {
-            has_len = 1; /* a body was sent: its de-chunked length follows */
-            continue;
-        }
-        PyObject *k = http_key(n);
-        if (!k) {
-            if (PyErr_Occurred())
-                goto fail;
-            continue;
-        }
-        PyObject *val = latin1(v);
-        if (!val) {
-            Py_DECREF(k);
-            goto fail;
-        }
-        PyObject *old = PyDict_GetItemWithError(e, k); /* borrowed */
-        if (old) { /* a repeated field: one value, joined as RFC 9110 allows */
-            PyObject *j = PyUnicode_FromFormat(eq_name(n, "Cookie") ? "%U; %U" : "%U, %U", old,
-                                               val);
-            Py_DECREF(val);
-            val = j;
-        } else if (PyErr_Occurred()) {
-            Py_DECREF(val);
-            val = NULL;
-        }
-        int rc = set_new(e, k, val);
+        int rc = set_new(e, k, latin1_c(v));
         Py_DECREF(k);
         if (rc < 0)
             goto fail;
     }
-    if (has_len &&
-        set_new(e, k_clen, PyUnicode_FromFormat("%lld", (long long)r->content_length)) < 0)
-        goto fail;
     return e;
 fail:
     Py_DECREF(e);
@@ -1322,8 +1288,10 @@ static int commit_head(wreq *q)
             PyErr_SetString(PyExc_TypeError, "the headers list changed after start_response");
             return -1;
         }
-        /* the server writes these itself (Content-Length from the body) */
-        if (name_is(name, "content-length") || name_is(name, "date") || name_is(name, "server"))
+        /* written below from the body (content_length()); the fields the
+         * server owns (Date, Server, hop-by-hop) go to fh_header, which
+         * drops them with a log line, as for every app and CGI */
+        if (name_is(name, "content-length"))
             continue;
         const char *nc = PyUnicode_AsUTF8(name); /* ASCII: checked in start_response */
         if (!nc)

@@ -10,7 +10,9 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -154,7 +156,9 @@ def test_env_repeated_fields_and_body(start_server, site, model):
     req = (b"POST /cgi/env.sh HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\nCookie: a=1\r\n"
            b"Cookie: b=2\r\nContent-Type: text/x-test\r\nContent-Length: 5\r\n"
            b"Connection: close\r\n\r\nhello")
-    resp = raw(s, req)
+    # no half-close: a client that shuts its side while a script works on the
+    # head is taken as gone, and the script is stopped (as nginx does)
+    resp = raw(s, req, shut=False)
     assert status_of(resp) == 200
     env = parse_env(resp.split(b"\r\n\r\n", 1)[1].split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]
                     .replace(b"\r\n", b""))  # one chunk
@@ -273,7 +277,7 @@ def test_status_location_length(start_server, site, model):
     assert body.decode().strip() == (f"deep SCRIPT_NAME=/cgi/sub/deep.sh PATH_INFO=/p/q "
                                       f"PWD={site / 'cgi-bin' / 'sub'}")
     # HTTP/1.0: no chunked framing, close-delimited
-    resp = raw(s, b"GET /cgi/hello.sh HTTP/1.0\r\n\r\n")
+    resp = raw(s, b"GET /cgi/hello.sh HTTP/1.0\r\n\r\n", shut=False)
     assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b"\r\n\r\nHello, World!\n")
     assert b"chunked" not in resp
     assert_clean(s)
@@ -406,3 +410,106 @@ def test_git_clone(start_server, site, model, tmp_path):
     st, h, body = request(s, "GET", "/git/repo.git/info/refs?service=git-upload-pack")
     assert st == 200 and h["Content-Type"] == "application/x-git-upload-pack-advertisement"
     assert_clean(s)
+
+
+# ---- the script's lifetime: killed when its client leaves, reaped without waiting ----
+
+def test_lingering_scripts_do_not_stall_the_worker(start_server, site):
+    """Scripts that close their stdout and linger: the worker reaps them
+    without waiting (their grace is a deadline, not a sleep), so a static
+    request on the same event worker is not held up; after the grace their
+    groups are killed and reaped. (Waiting 100 ms per script held 6 of them
+    up to 600 ms.)"""
+    s = serve(start_server, site, "event", "--workers", "1")
+    static = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+
+    def get_static():
+        t = time.monotonic()
+        static.request("GET", "/hello")
+        r = static.getresponse()
+        assert (r.status, r.read()) == (200, b"Hello, World!\n")
+        return time.monotonic() - t
+
+    get_static()
+    results = {}
+
+    def run(i):
+        results[i] = request(s, "GET", f"/cgi/linger.sh?{site / f'linger{i}.pid'}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    pidfiles = [site / f"linger{i}.pid" for i in range(6)]
+    assert wait_until(lambda: all(f.exists() and f.read_text().strip() for f in pidfiles), 10)
+    (site / "linger-go").write_bytes(b"")  # all six end their output together
+    t0 = time.monotonic()
+    lat = []
+    while any(t.is_alive() for t in threads) or time.monotonic() - t0 < 1.5:
+        lat.append(get_static())
+    for t in threads:
+        t.join()
+    static.close()
+    assert sorted(results) == list(range(6))
+    for i, (st, _, body) in results.items():
+        assert (st, body) == (200, b"bye\n"), i
+    assert max(lat) < 0.3, f"static GET stalled {max(lat) * 1000:.0f} ms behind lingering scripts"
+    # the scripts sleep 5 s: killed after their grace, not waited for
+    pids = [int(f.read_text()) for f in pidfiles]
+    assert wait_until(lambda: not any(group_members(p) for p in pids), 3), \
+        [(p, group_members(p)) for p in pids]
+    assert time.monotonic() - t0 < 4.5
+    assert_clean(s)  # and reaped: no zombie
+    assert request(s, "GET", "/cgi/hello.sh")[0] == 200
+
+
+# ---- issue 11: one environ builder (src/environ.c), one owned-field table ----
+
+# The same tricky request as test_app.py's: CGI must give exactly the HTTP_*
+# set C apps and WSGI give (test_wsgi.py compares all three on one server).
+TRICKY = [("Host", "example.org:81"), ("Proxy", "http://evil:1"), ("X-Foo", "good"),
+          ("X_Foo", "spoof"), ("Content_Type", "text/evil"), ("Content_Length", "99"),
+          ("X-Later", "after"), ("Cookie", "a=1"), ("X-A", "1"), ("Cookie", "b=2"),
+          ("X-A", "2"), ("TE", "trailers"), ("Keep-Alive", "5"), ("Connection", "keep-alive, TE"),
+          ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"), ("X-Last", "z")]
+TRICKY_WANT = {"HTTP_HOST": "example.org:81", "HTTP_X_FOO": "good", "HTTP_X_LATER": "after",
+               "HTTP_COOKIE": "a=1; b=2", "HTTP_X_A": "1, 2", "HTTP_X_LAST": "z",
+               "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "3"}
+
+
+def test_env_rules(start_server, site, model):
+    s = serve(start_server, site, model)
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+    c.putrequest("POST", "/cgi/env.sh", skip_host=True, skip_accept_encoding=True)
+    for k, v in TRICKY:
+        c.putheader(k, v)
+    c.endheaders()
+    c.send(b"3\r\nabc\r\n0\r\n\r\n")
+    r = c.getresponse()
+    env = parse_env(r.read())
+    c.close()
+    assert r.status == 200
+    got = {k: v for k, v in env.items()
+           if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+    assert got == TRICKY_WANT
+    assert env["SERVER_NAME"] == "example.org"
+    # Content-Length: 0 frames an (empty) body: CONTENT_LENGTH=0, as for apps
+    st, _, body = request(s, "POST", "/cgi/env.sh", body=b"")
+    assert st == 200 and parse_env(body)["CONTENT_LENGTH"] == "0"
+    assert_clean(s)
+
+
+def test_owned_response_fields_dropped(start_server, site, model):
+    owned = site / "cgi-bin" / "owned.sh"
+    owned.write_text("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nDate: script\\r\\n"
+                     "Server: script\\r\\nTE: trailers\\r\\nTrailer: X\\r\\n"
+                     "Proxy-Authenticate: Basic\\r\\nX-Kept: yes\\r\\n\\r\\nowned\\n'\n")
+    os.chmod(owned, 0o755)
+    s = serve(start_server, site, model)
+    for _ in range(2):
+        st, h, body = request(s, "GET", "/cgi/owned.sh")
+        assert (st, body, h["X-Kept"]) == (200, b"owned\n", "yes")
+        assert h["Server"].startswith("forkhttpd/") and h["Date"] != "script"
+        assert h["TE"] is None and h["Trailer"] is None and h["Proxy-Authenticate"] is None
+    assert wait_until(lambda: "dropped its Trailer field" in s.stderr())
+    assert_clean(s)
+

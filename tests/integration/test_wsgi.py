@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -149,9 +150,12 @@ def raw_app(environ, start_response):
     if path == "/badheader":
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Bad", "a\r\nInjected: 1")])
         return [b"no\n"]
-    if path == "/hopbyhop":
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "close")])
-        return [b"no\n"]
+    if path == "/hopbyhop":  # the fields the server owns are dropped (src/owned_hdr.c)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "close"),
+                                  ("Date", "app"), ("Server", "app"), ("TE", "trailers"),
+                                  ("Trailer", "X"), ("Transfer-Encoding", "chunked"),
+                                  ("X-Kept", "yes"), ("Content-Length", " 6 ")])
+        return [b"owned\n"]
     if path == "/badlength":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "99")])
         return [b"short\n"]
@@ -338,7 +342,7 @@ def test_exc_info(start_server, tmp_path, model):
 
 def test_errors_are_500(start_server, tmp_path, model):
     s = wsgi_server(start_server, tmp_path, "--wsgi", "/raw=wsgitest:raw_app", model=model)
-    for path in ("/raw/raise", "/raw/badheader", "/raw/hopbyhop", "/raw/badlength", "/raw/str"):
+    for path in ("/raw/raise", "/raw/badheader", "/raw/badlength", "/raw/str"):
         r, data = get(s, path)
         assert r.status == 500, path
         assert b"Traceback" not in data and b"SECRET-TRACE" not in data
@@ -505,3 +509,64 @@ def test_chdir(start_server, tmp_path):
                      root=tmp_path)
     r, data = get(s, "/")
     assert (r.status, data) == (200, str(sub).encode())
+
+
+# ---- issue 11: CGI, C apps and WSGI see the same request ----
+
+TRICKY = [("Host", "example.org:81"), ("Proxy", "http://evil:1"), ("X-Foo", "good"),
+          ("X_Foo", "spoof"), ("Content_Type", "text/evil"), ("Content_Length", "99"),
+          ("X-Later", "after"), ("Cookie", "a=1"), ("X-A", "1"), ("Cookie", "b=2"),
+          ("X-A", "2"), ("TE", "trailers"), ("Keep-Alive", "5"), ("Connection", "keep-alive, TE"),
+          ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"), ("X-Last", "z")]
+TRICKY_WANT = {"HTTP_HOST": "example.org:81", "HTTP_X_FOO": "good", "HTTP_X_LATER": "after",
+               "HTTP_COOKIE": "a=1; b=2", "HTTP_X_A": "1, 2", "HTTP_X_LAST": "z",
+               "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "3"}
+
+
+def send_tricky(server, path):
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+    c.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
+    for k, v in TRICKY:
+        c.putheader(k, v)
+    c.endheaders()
+    c.send(b"3\r\nabc\r\n0\r\n\r\n")
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    assert r.status == 200, body
+    return body
+
+
+def text_env(body):
+    return dict(line.split("=", 1) for line in body.decode().splitlines() if "=" in line)
+
+
+def test_gateways_agree(start_server, tmp_path, model):
+    cgi = tmp_path / "cgi"
+    cgi.mkdir()
+    shutil.copy(os.path.join(REPO, "tests", "cgi-bin", "env.sh"), cgi / "env.sh")
+    os.chmod(cgi / "env.sh", 0o755)
+    s = wsgi_server(start_server, tmp_path, "--wsgi", "/raw=wsgitest:raw_app",
+                    "--app", f"/app={os.path.join(BUILD, 'environ.so')}:app",
+                    "--cgi", f"/cgi={cgi}", model=model)
+    envs = {"wsgi": json.loads(send_tricky(s, "/raw/env")),
+            "app": text_env(send_tricky(s, "/app/x")),
+            "cgi": text_env(send_tricky(s, "/cgi/env.sh"))}
+    for name, env in envs.items():
+        got = {k: v for k, v in env.items()
+               if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+        assert got == TRICKY_WANT, name
+        assert env["SERVER_NAME"] == "example.org", name
+
+
+def test_owned_response_fields_dropped(start_server, tmp_path, model):
+    s = wsgi_server(start_server, tmp_path, "--wsgi", "/raw=wsgitest:raw_app", model=model)
+    for _ in range(2):
+        r, data = get(s, "/raw/hopbyhop")
+        assert (r.status, data, r.getheader("X-Kept")) == (200, b"owned\n", "yes")
+        assert r.getheader("Content-Length") == "6"
+        assert r.getheader("Server").startswith("forkhttpd/") and r.getheader("Date") != "app"
+        for name in ("Connection", "TE", "Trailer", "Transfer-Encoding"):
+            assert r.getheader(name) is None, name
+    assert wait_until(lambda: "dropped its Trailer field" in s.stderr())
+

@@ -1,4 +1,4 @@
-/* test_fuzz_replay.c - run the fuzz corpora through the five libFuzzer
+/* test_fuzz_replay.c - run the fuzz corpora through the libFuzzer
  * drivers without libFuzzer, so every seed and every crash found once stays
  * a regression test. The drivers abort() on a broken invariant.
  *
@@ -18,6 +18,7 @@ int fuzz_chunked_one(const uint8_t *data, size_t size);
 int fuzz_range_one(const uint8_t *data, size_t size);
 int fuzz_path_one(const uint8_t *data, size_t size);
 int fuzz_cgi_one(const uint8_t *data, size_t size);
+int fuzz_environ_one(const uint8_t *data, size_t size);
 
 #define LLVMFuzzerTestOneInput fuzz_request_one
 #include "../fuzz/fuzz_request.c"
@@ -33,6 +34,9 @@ int fuzz_cgi_one(const uint8_t *data, size_t size);
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_cgi_one
 #include "../fuzz/fuzz_cgi.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_environ_one
+#include "../fuzz/fuzz_environ.c"
 #undef LLVMFuzzerTestOneInput
 
 /* Run every regular file of corpus/<name> through fn; returns the count or
@@ -81,6 +85,7 @@ int main(void)
         { "range", fuzz_range_one },
         { "path", fuzz_path_one },
         { "cgi", fuzz_cgi_one },
+        { "environ", fuzz_environ_one },
     };
     plan((int)(sizeof drivers / sizeof drivers[0]));
     for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
