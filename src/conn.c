@@ -25,9 +25,11 @@
 #include "supervise.h"
 
 enum {
+    S_NONE,    /* (x->after_flush: nothing to enter) */
     S_IDLE,    /* between requests: no buffers, waiting for the first byte */
     S_HEAD,    /* reading and parsing a request head */
     S_BODY,    /* reading (and discarding) the request body */
+    S_SPOOL_START, /* about to spool: open the file, queue "100 Continue" */
     S_SPOOL,   /* reading the request body into a temporary file for the handler */
     S_PREPARE, /* the handler ran; its response head is not known yet (CGI) */
     S_RESPOND, /* the handler ran; put the response head (and small body) into out */
@@ -37,9 +39,20 @@ enum {
 };
 
 #define OUT_CAP 16384
-#define SMALL_FILE 8192   /* files up to this size are copied into out (batched writes) */
+#define SMALL_FILE FH_SMALL_BODY /* bodies up to this size are copied into out (batched writes) */
 #define LINGER_MS 2000
 #define LINGER_BYTES (1 << 20)
+#define CHUNK_PREFIX 18 /* room before a streamed piece for its chunk-size line */
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n"
+
+/* respond() waits for room for a head plus a small body; an empty out[] must
+ * always have it, or a response could never be written */
+_Static_assert(OUT_CAP >= RESP_FIXED_HEAD_MAX + RESP_HDR_CAP + SMALL_FILE,
+               "out[] holds a full head and a small body");
+/* a streamed piece: chunk-size line, the piece, CRLF, and the last-chunk */
+_Static_assert(CHUNK_PREFIX >= sizeof "ffffffffffffffff\r\n" - 1, "a chunk-size line fits");
+_Static_assert(OUT_CAP > CHUNK_PREFIX + 32, "room for a streamed piece");
+_Static_assert(OUT_CAP >= sizeof CONTINUE_100, "100 Continue fits an empty out[]");
 
 struct exchange {
     struct exchange *next_free;
@@ -59,7 +72,9 @@ struct exchange {
     int pending;       /* resp's body still to send after out (file/mem/stream) */
     int chunked_out;   /* frame the stream body as chunked */
     int is_head;
-    int respond_after_flush; /* out was too full to take the next response head */
+    int after_flush;   /* a state to enter once out[] is sent (0: none): a request
+                          that will wait (for its body, a CGI head, room in out)
+                          first sends the answers queued before it */
     int spool_fd;      /* the request body for the handler (S_SPOOL), or -1 */
     int corked;        /* TCP_CORK is on while a file body is sent */
     size_t linger_bytes;
@@ -96,7 +111,7 @@ static struct exchange *x_get(void)
     x->in_len = 0;
     x->out_len = x->out_sent = 0;
     x->head_len = 0;
-    x->closing = x->linger = x->pending = x->respond_after_flush = 0;
+    x->closing = x->linger = x->pending = x->after_flush = 0;
     x->spool_fd = -1;
     x->corked = 0;
     resp_init(&x->resp);
@@ -136,6 +151,8 @@ void conn_pool_free(void)
 
 void conn_init(struct conn *c, int fd, const union net_addr *peer)
 {
+    c->tp = &transport_plain;
+    c->tp_ctx = NULL;
     c->fd = fd;
     c->wait_fd = fd;
     c->state = S_IDLE;
@@ -178,6 +195,76 @@ int conn_is_idle(const struct conn *c)
     return c->state == S_IDLE;
 }
 
+/* ---- states and their deadlines ----
+ *
+ * Every wait has a deadline, and which one is decided here only: the state
+ * names the timeout, its flag and what a timeout means, so a log line can
+ * never name the wrong one. */
+
+enum wait_reason { W_KEEPALIVE, W_HEADER, W_BODY, W_HANDLER, W_WRITE, W_LINGER };
+
+static const struct {
+    const char *name; /* as in the log line: "<name> timeout (N ms)" */
+} waits[] = {
+    [W_KEEPALIVE] = {"keep-alive"}, /* --keepalive-timeout */
+    [W_HEADER] = {"header"},        /* --header-timeout */
+    [W_BODY] = {"body"},            /* --body-timeout */
+    [W_HANDLER] = {"handler"},      /* the handler's own (--cgi-timeout), else --write-timeout */
+    [W_WRITE] = {"write"},          /* --write-timeout */
+    [W_LINGER] = {"linger"},        /* LINGER_MS */
+};
+
+static int wait_ms(const struct conn *c, enum wait_reason w)
+{
+    switch (w) {
+    case W_KEEPALIVE: return cfg.keepalive_timeout;
+    case W_HEADER: return cfg.header_timeout;
+    case W_BODY: return cfg.body_timeout;
+    case W_HANDLER: /* the handler's own timeout (--cgi-timeout...), else a write's */
+        return c->x && c->x->resp.timeout_ms ? c->x->resp.timeout_ms : cfg.write_timeout;
+    case W_WRITE: return cfg.write_timeout;
+    case W_LINGER: return LINGER_MS;
+    }
+    return cfg.write_timeout;
+}
+
+static void arm(struct conn *c, enum wait_reason w)
+{
+    c->wait_reason = (unsigned char)w;
+    c->deadline = now_ms() + (uint64_t)wait_ms(c, w);
+}
+
+/* Enter a state; a state that waits for the peer or a producer gets its
+ * deadline from the table. */
+static void set_state(struct conn *c, int state)
+{
+    c->state = state;
+    switch (state) {
+    case S_IDLE: arm(c, W_KEEPALIVE); break;
+    case S_HEAD: arm(c, W_HEADER); break;
+    case S_BODY:
+    case S_SPOOL: arm(c, W_BODY); break;
+    case S_PREPARE: arm(c, W_HANDLER); break;
+    case S_WRITE: arm(c, W_WRITE); break;
+    case S_LINGER: arm(c, W_LINGER); break;
+    default: break; /* S_RESPOND, S_DONE: no wait */
+    }
+}
+
+/* Enter state once every queued answer has left out[]: now, when out[] is
+ * empty; else after S_WRITE has sent it. */
+static void after_flush(struct conn *c, int state)
+{
+    struct exchange *x = c->x;
+    if (x->out_sent < x->out_len) {
+        x->after_flush = state;
+        set_state(c, S_WRITE);
+    } else {
+        x->out_len = x->out_sent = 0;
+        set_state(c, state);
+    }
+}
+
 /* ---- helpers ---- */
 
 static const struct http_limits *limits(void)
@@ -197,7 +284,7 @@ static ssize_t fill(struct conn *c)
         return FH_AGAIN; /* drained: wait for the model to see new bytes */
     for (;;) {
         size_t room = x->in_cap - x->in_len;
-        ssize_t n = recv(c->fd, x->in + x->in_len, room, 0);
+        ssize_t n = c->tp->recv(c, x->in + x->in_len, room);
         if (n > 0) {
             x->in_len += (size_t)n;
             if ((size_t)n < room && !c->rdhup)
@@ -306,13 +393,14 @@ static int start_spool(struct conn *c)
         return -1;
     }
     if (x->req.expect_continue && x->req.version_minor == 1) {
-        /* the client waits for this before it sends the body; it fits in any
-         * socket buffer, so a direct send either goes whole or the peer is gone */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof cont - 1)) {
-            fail(c, 400);
+        /* the client waits for this before it sends the body: it goes out
+         * through out[], after the answers to earlier pipelined requests */
+        if (x->out_len + sizeof CONTINUE_100 - 1 > OUT_CAP) { /* (flushed first: fits) */
+            fail(c, 500);
             return -1;
         }
+        memcpy(x->out + x->out_len, CONTINUE_100, sizeof CONTINUE_100 - 1);
+        x->out_len += sizeof CONTINUE_100 - 1;
     }
     return 0;
 }
@@ -322,13 +410,10 @@ static void call_handler(struct conn *c)
 {
     struct exchange *x = c->x;
     router_call(&x->rq, &x->resp);
-    if (x->resp.deferred.prepare) {
-        c->state = S_PREPARE;
-        c->deadline = now_ms() + (uint64_t)(x->resp.timeout_ms ? x->resp.timeout_ms
-                                                                : cfg.write_timeout);
-    } else {
+    if (x->resp.deferred.prepare)
+        after_flush(c, S_PREPARE); /* earlier answers leave while the head is awaited */
+    else
         c->state = S_RESPOND;
-    }
 }
 
 static void begin_request(struct conn *c)
@@ -379,10 +464,9 @@ static void begin_request(struct conn *c)
         x->rq.local = c->local;
     }
     if (routed && router_wants_body(x->rq.mount) && x->body_left != 0) {
-        if (start_spool(c) < 0)
-            return;
-        c->state = S_SPOOL;
-        c->deadline = now_ms() + (uint64_t)cfg.body_timeout;
+        /* answers queued before this request leave first (then "100 Continue",
+         * which start_spool queues): they must not wait for this body */
+        after_flush(c, S_SPOOL_START);
         return;
     }
     c->state = S_RESPOND;
@@ -397,8 +481,9 @@ static void begin_request(struct conn *c)
         x->keep_alive = 0;
         c->state = S_RESPOND;
     } else {
-        c->state = S_BODY;
-        c->deadline = now_ms() + (uint64_t)cfg.body_timeout;
+        /* the handler answered; the body is read (and dropped) before its
+         * answer is written, so flush what came before it meanwhile */
+        after_flush(c, S_BODY);
     }
 }
 
@@ -485,8 +570,7 @@ static void respond(struct conn *c)
     if (rs->body == BODY_MEM && rs->length <= SMALL_FILE)
         need += (size_t)rs->length;
     if (x->out_len && x->out_len + need > OUT_CAP) {
-        x->respond_after_flush = 1;
-        c->state = S_WRITE;
+        after_flush(c, S_RESPOND);
         return;
     }
     size_t hl = http_build_head(rs, x->keep_alive, http10, x->chunked_out,
@@ -525,8 +609,7 @@ static void respond(struct conn *c)
         if (rs->body == BODY_FILE) {
             /* cork: the head waits for the file's first pages, and sendfile
              * fills whole segments instead of pushing each piece (nodelay) */
-            int on = 1;
-            x->corked = setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
+            x->corked = c->tp->cork(c, 1) == 0;
         }
     }
     if (!x->keep_alive)
@@ -536,12 +619,10 @@ static void respond(struct conn *c)
         consume_request(x);
         /* more pipelined bytes: parse the next request before writing, so all
          * the answers to one read leave in one write */
-        c->state = x->in_len ? S_HEAD : S_WRITE;
-        if (x->in_len)
-            c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
+        set_state(c, x->in_len ? S_HEAD : S_WRITE);
         return;
     }
-    c->state = S_WRITE;
+    set_state(c, S_WRITE);
 }
 
 #define WRITE_ALL_SENT 3
@@ -563,7 +644,7 @@ static int write_out(struct conn *c)
                 iov[1].iov_len = (size_t)rs->length;
                 n = 2;
             }
-            ssize_t w = writev(c->fd, iov, n);
+            ssize_t w = c->tp->writev(c, iov, n);
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
@@ -591,7 +672,8 @@ static int write_out(struct conn *c)
         if (!x->pending)
             return WRITE_ALL_SENT;
         if (rs->body == BODY_MEM) {
-            ssize_t w = send(c->fd, rs->mem, (size_t)rs->length, MSG_NOSIGNAL);
+            struct iovec one = {(void *)(uintptr_t)rs->mem, (size_t)rs->length};
+            ssize_t w = c->tp->writev(c, &one, 1);
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
@@ -607,7 +689,7 @@ static int write_out(struct conn *c)
         }
         if (rs->body == BODY_FILE) {
             size_t chunk = rs->length > (1 << 30) ? (1 << 30) : (size_t)rs->length;
-            ssize_t w = sendfile(c->fd, rs->fd, &rs->off, chunk);
+            ssize_t w = c->tp->sendfile(c, rs->fd, &rs->off, chunk);
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
@@ -622,8 +704,7 @@ static int write_out(struct conn *c)
                 resp_release(rs);
                 x->pending = 0;
                 if (x->corked) { /* out goes the last partial segment */
-                    int off = 0;
-                    setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+                    c->tp->cork(c, 0);
                     x->corked = 0;
                 }
             }
@@ -633,16 +714,14 @@ static int write_out(struct conn *c)
             /* pull the next piece into out, framed as a chunk if needed */
             size_t room = OUT_CAP - 32;
             int wfd = -1;
-            char *dst = x->out + (x->chunked_out ? 18 : 0);
+            char *dst = x->out + (x->chunked_out ? CHUNK_PREFIX : 0);
             ssize_t n = rs->stream.read(rs->stream.ctx, dst, room, &wfd);
             if (n == FH_AGAIN) {
                 /* the producer is silent: has the client's connection broken
                  * meanwhile (a reset)? Then abort, and stream.close stops the
                  * producer. A FIN alone may be a half-close by a client that
                  * still reads: it is noticed at the next write instead. */
-                char b;
-                ssize_t p = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-                if (p < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                if (c->tp->broken(c))
                     return -1;
                 c->wait_fd = wfd;
                 return CONN_READ;
@@ -661,10 +740,10 @@ static int write_out(struct conn *c)
             if (x->chunked_out) {
                 char hex[20];
                 int h = snprintf(hex, sizeof hex, "%zx\r\n", (size_t)n);
-                x->out_sent = 18 - (size_t)h;
+                x->out_sent = CHUNK_PREFIX - (size_t)h;
                 memcpy(x->out + x->out_sent, hex, (size_t)h);
-                memcpy(x->out + 18 + n, "\r\n", 2);
-                x->out_len = 18 + (size_t)n + 2;
+                memcpy(x->out + CHUNK_PREFIX + n, "\r\n", 2);
+                x->out_len = CHUNK_PREFIX + (size_t)n + 2;
             } else {
                 x->out_len = (size_t)n;
             }
@@ -681,7 +760,7 @@ static int linger_step(struct conn *c)
     struct exchange *x = c->x;
     char buf[4096];
     for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        ssize_t n = c->tp->recv(c, buf, sizeof buf);
         if (n > 0) {
             x->linger_bytes += (size_t)n;
             if (x->linger_bytes > LINGER_BYTES)
@@ -726,8 +805,7 @@ int conn_step(struct conn *c)
             }
             if (n <= 0)
                 return CONN_DONE;
-            c->state = S_HEAD;
-            c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
+            set_state(c, S_HEAD);
             break;
         }
         case S_HEAD: {
@@ -745,7 +823,7 @@ int conn_step(struct conn *c)
                 break;
             }
             if (x->out_len) { /* answers to earlier pipelined requests go out first */
-                c->state = S_WRITE;
+                set_state(c, S_WRITE);
                 break;
             }
             if (x->in_len >= x->in_cap) {
@@ -759,6 +837,11 @@ int conn_step(struct conn *c)
                 return CONN_DONE; /* the client went away mid-head */
             break;
         }
+        case S_SPOOL_START:
+            if (start_spool(c) < 0)
+                break; /* fail() set S_RESPOND */
+            after_flush(c, S_SPOOL); /* "100 Continue" first, if queued */
+            break;
         case S_BODY:
         case S_SPOOL: {
             int r = read_body(c);
@@ -780,13 +863,26 @@ int conn_step(struct conn *c)
                 return CONN_READ;
             if (n <= 0)
                 return CONN_DONE;
-            c->deadline = now_ms() + (uint64_t)cfg.body_timeout;
+            arm(c, W_BODY); /* --body-timeout bounds a stall, not the upload */
             break;
         }
         case S_PREPARE: {
             int wfd = -1;
             int r = x->resp.deferred.prepare(x->resp.deferred.ctx, &x->resp, &wfd);
             if (r == FH_AGAIN) {
+                if (c->rdhup) {
+                    /* the client hung up while the handler works on its
+                     * answer (nginx: "client prematurely closed connection"):
+                     * stop the producer now (a CGI script's process group is
+                     * killed) instead of holding its slot until the timeout */
+                    if (log_verbose_on)
+                        vlog("client closed the connection while waiting for the handler's "
+                             "head; stopping the handler");
+                    x->resp.deferred.prepare = NULL;
+                    resp_release(&x->resp);
+                    log_access(c, x, 499, 0);
+                    return CONN_DONE;
+                }
                 c->wait_fd = wfd;
                 return CONN_READ;
             }
@@ -800,9 +896,7 @@ int conn_step(struct conn *c)
             break;
         }
         case S_RESPOND:
-            respond(c);
-            if (c->state == S_WRITE)
-                c->deadline = now_ms() + (uint64_t)cfg.write_timeout;
+            respond(c); /* sets S_WRITE (and its deadline) or S_HEAD */
             break;
         case S_WRITE: {
             size_t before = x->out_sent;
@@ -811,40 +905,35 @@ int conn_step(struct conn *c)
             if (r == CONN_WRITE || r == CONN_READ) {
                 /* --write-timeout bounds a stall, not a transfer: any progress
                  * (head bytes or body bytes) restarts it */
-                if (r == CONN_WRITE && (x->out_sent != before || x->resp.length != body_before))
-                    c->deadline = now_ms() + (uint64_t)cfg.write_timeout;
+                if (r == CONN_WRITE &&
+                    (x->out_sent != before || x->resp.length != body_before ||
+                     c->wait_reason != W_WRITE))
+                    arm(c, W_WRITE);
                 else if (r == CONN_READ) /* a silent producer: its own timeout (--cgi-timeout) */
-                    c->deadline = now_ms() + (uint64_t)(x->resp.timeout_ms ? x->resp.timeout_ms
-                                                                            : cfg.write_timeout);
+                    arm(c, W_HANDLER);
                 return r;
             }
             if (r < 0)
                 return CONN_DONE;
             /* everything sent */
-            if (x->respond_after_flush) {
-                x->respond_after_flush = 0;
-                c->state = S_RESPOND;
+            if (x->after_flush) {
+                int next = x->after_flush;
+                x->after_flush = 0;
+                set_state(c, next);
                 break;
             }
             if (x->closing) {
                 if (!x->linger)
                     return CONN_DONE;
-                shutdown(c->fd, SHUT_WR);
+                c->tp->shutdown_wr(c);
                 x->linger_bytes = 0;
-                c->state = S_LINGER;
-                c->deadline = now_ms() + LINGER_MS;
+                set_state(c, S_LINGER);
                 break;
             }
             if (x->head_len) { /* a response that was pending (file/stream) is complete */
                 consume_request(x);
             }
-            if (x->in_len) {
-                c->state = S_HEAD;
-                c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
-            } else {
-                c->state = S_IDLE;
-                c->deadline = now_ms() + (uint64_t)cfg.keepalive_timeout;
-            }
+            set_state(c, x->in_len ? S_HEAD : S_IDLE);
             break;
         }
         case S_LINGER:
@@ -877,7 +966,7 @@ void conn_timeout(struct conn *c)
     switch (c->state) {
     case S_HEAD:
         if (x && x->in_len > 0 && !x->out_len) {
-            warn_timeout(c, "header", cfg.header_timeout,
+            warn_timeout(c, waits[W_HEADER].name, wait_ms(c, W_HEADER),
                          "the request head is incomplete: answering 408 (--header-timeout)");
             x->head_len = 0;
             fail(c, 408);
@@ -886,19 +975,23 @@ void conn_timeout(struct conn *c)
         break;
     case S_BODY:
     case S_SPOOL:
-        warn_timeout(c, "body", cfg.body_timeout,
+        warn_timeout(c, waits[W_BODY].name, wait_ms(c, W_BODY),
                      "the request body stalled: answering 408 (--body-timeout)");
         fail(c, 408);
         return;
     case S_PREPARE:
-        warn_timeout(c, "handler", x->resp.timeout_ms,
+        warn_timeout(c, waits[W_HANDLER].name, wait_ms(c, W_HANDLER),
                      "no response head from the handler: answering 504");
         x->resp.deferred.prepare = NULL;
         fail(c, 504);
         return;
     case S_WRITE:
-        warn_timeout(c, "write", cfg.write_timeout,
-                     "the client stopped reading: closing (--write-timeout)");
+        if (c->wait_reason == W_HANDLER) /* the producer went silent, not the client */
+            warn_timeout(c, waits[W_HANDLER].name, wait_ms(c, W_HANDLER),
+                         "the handler's body stalled: closing");
+        else
+            warn_timeout(c, waits[W_WRITE].name, wait_ms(c, W_WRITE),
+                         "the client stopped reading: closing (--write-timeout)");
         break;
     default:
         break;

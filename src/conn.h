@@ -17,12 +17,17 @@
 #include <stdint.h>
 
 #include "net.h"
+#include "transport.h"
 
 enum { CONN_DONE = 0, CONN_READ = 1, CONN_WRITE = 2 };
 
 struct exchange;
 
+uint64_t now_ms(void);
+
 struct conn {
+    const struct transport *tp; /* every socket call goes through it (transport.h) */
+    void *tp_ctx;          /* the transport's own state (TLS session...), or NULL */
     int fd;
     int wait_fd;           /* what conn_step waits on: fd, or a CGI/app pipe */
     int state;
@@ -36,13 +41,12 @@ struct conn {
     int rdhup;
     unsigned nreq;         /* requests begun on this connection */
     uint64_t deadline;     /* ms, CLOCK_MONOTONIC */
+    unsigned char wait_reason; /* which timeout the deadline is (conn.c's table) */
     union net_addr peer;
     union net_addr local;  /* the server's end, asked once (for CGI and apps) */
     struct exchange *x;    /* buffers, NULL while idle */
     void *model;           /* the model's own per-connection data */
 };
-
-uint64_t now_ms(void);
 
 void conn_init(struct conn *c, int fd, const union net_addr *peer);
 /* Serve as far as possible without blocking. Returns CONN_DONE (the model

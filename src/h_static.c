@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "confine.h"
@@ -287,8 +286,14 @@ struct fc_ent {
     char etag[64];
     char hdr[200]; /* Last-Modified, ETag, Accept-Ranges lines */
     size_t hdr_len;
-    char *data; /* the file's bytes when size <= FC_DATA */
+    /* The file's bytes when size <= FC_DATA. The cache holds one reference;
+     * a response that sends them pins its own (resp_pinned), so dropping or
+     * refilling the entry never frees bytes a waiting response still sends. */
+    struct blob *data;
 };
+
+_Static_assert(FC_DATA <= FH_SMALL_BODY, "a cached body is copied next to its head (conn.c)");
+_Static_assert(sizeof ((struct fc_ent *)0)->hdr <= RESP_HDR_CAP, "an entry's header lines fit a response");
 
 static struct fc_ent fcache[FC_SLOTS];
 
@@ -305,7 +310,7 @@ static void fc_drop(struct fc_ent *e)
     if (!e->m)
         return;
     close(e->fd);
-    free(e->data);
+    blob_unref(e->data);
     e->data = NULL;
     e->m = NULL;
 }
@@ -325,11 +330,11 @@ static int fc_fill(struct fc_ent *e, const struct stat *st, int with_data)
                      "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n", lastmod,
                      e->etag);
     e->hdr_len = n > 0 && (size_t)n < sizeof e->hdr ? (size_t)n : 0;
-    free(e->data);
+    blob_unref(e->data); /* responses that pinned the old bytes keep them */
     e->data = NULL;
     if (with_data && st->st_size <= FC_DATA) {
-        e->data = malloc(st->st_size ? (size_t)st->st_size : 1);
-        if (!e->data || pread(e->fd, e->data, (size_t)st->st_size, 0) != st->st_size) {
+        e->data = blob_new((size_t)st->st_size);
+        if (!e->data || pread(e->fd, e->data->data, (size_t)st->st_size, 0) != st->st_size) {
             fc_drop(e);
             return -1;
         }
@@ -600,12 +605,11 @@ void h_static(const struct request *req, struct response *resp)
     if (ranged)
         resp_header(resp, "Content-Range", "bytes %llu-%llu/%lld", (unsigned long long)first,
                     (unsigned long long)last, (long long)e->size);
-    /* Cached bytes are copied into the output buffer in this same step
-     * (conn.c, respond()), before any other request can evict the entry;
-     * a request with a body to read first takes the file path instead. */
-    if (e->data && !h->chunked && h->content_length <= 0) {
-        resp->body = BODY_MEM;
-        resp->mem = e->data + first;
+    /* Cached bytes: the response pins them, so it may wait (a full socket,
+     * a request body to read first) while the entry is evicted or refilled. */
+    if (e->data) {
+        resp_pinned(resp, resp->status, resp->content_type, e->data, (size_t)first,
+                    (size_t)resp->length);
         return;
     }
     if (e != &uncached) {

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "http_parse.h"
 #include "net.h"
+#include "resp.h"
 
 struct request {
     const struct http_req *h;   /* the parsed head (views into the connection's buffer) */
@@ -34,65 +35,7 @@ struct request {
     int crash_ok;
 };
 
-enum body_kind { BODY_NONE, BODY_MEM, BODY_FILE, BODY_STREAM };
-
-#define FH_AGAIN (-2)
-
-/* A pull source for bodies produced over time (CGI output, app streams). */
-struct body_stream {
-    /* Up to cap bytes into buf: >0 bytes, 0 end of body, -1 failure (the
-     * connection is aborted), FH_AGAIN nothing yet: wait until *wait_fd is
-     * readable. */
-    ssize_t (*read)(void *ctx, char *buf, size_t cap, int *wait_fd);
-    void (*close)(void *ctx); /* always called once, also on abort */
-    void *ctx;
-};
-
-#define RESP_HDR_CAP 2048
-
-/* A response whose head is not known yet (CGI: the script's header lines come
- * first). The core calls prepare() before it writes the head:
- *   0        resp is complete (status, headers, body source): go on;
- *   FH_AGAIN wait until *wait_fd is readable, then call again (until the
- *            deadline of --cgi-timeout: then close() is called and the client
- *            gets 504);
- *   -1       failed: close() is called; the client gets resp->status if the
- *            handler set an error status (>= 500), else 502. */
-struct response;
-struct deferred {
-    int (*prepare)(void *ctx, struct response *resp, int *wait_fd);
-    void *ctx; /* the same ctx as the body stream's, usually */
-};
-
-struct response {
-    int status;
-    const char *content_type;  /* static string, or NULL for none */
-    int64_t length;            /* body length; -1: unknown (chunked or close-delimited) */
-    enum body_kind body;
-    const char *mem;           /* BODY_MEM */
-    void *mem_free;            /* BODY_MEM: free()d by the core when sent, if set */
-    int fd;                    /* BODY_FILE: owned by the response, closed by the core */
-    off_t off;                 /* BODY_FILE: first byte to send */
-    struct body_stream stream; /* BODY_STREAM */
-    char hdr[RESP_HDR_CAP];    /* extra header lines, "Name: value\r\n" each */
-    size_t hdr_len;
-    int close;                 /* close the connection after this response */
-    struct deferred deferred;  /* prepare != NULL: the head comes later */
-    int timeout_ms;            /* while deferred / streaming: the handler's own
-                                  timeout (e.g. --cgi-timeout); 0: write timeout */
-};
-
 typedef void (*handler_fn)(const struct request *req, struct response *resp);
-
-/* Response helpers (http_resp.c). */
-void resp_init(struct response *r);
-void resp_release(struct response *r); /* close fd / free memory / close stream */
-/* Append "Name: value\r\n"; silently refuses what does not fit. */
-void resp_header(struct response *r, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* A small HTML error page for status. */
-void resp_error(struct response *r, int status);
-void resp_mem(struct response *r, int status, const char *type, const char *body, size_t len);
 
 /* The handlers. A handler runs once per request, after the body (if its
  * mount takes one) has been received; it must not block for long: in the

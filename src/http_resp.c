@@ -208,6 +208,7 @@ void resp_init(struct response *r)
     r->body = BODY_NONE;
     r->mem = NULL;
     r->mem_free = NULL;
+    r->mem_pin = NULL;
     r->fd = -1;
     r->off = 0;
     memset(&r->stream, 0, sizeof r->stream);
@@ -226,6 +227,9 @@ void resp_release(struct response *r)
     r->fd = -1;
     free(r->mem_free);
     r->mem_free = NULL;
+    blob_unref(r->mem_pin);
+    r->mem_pin = NULL;
+    r->mem = NULL;
     if (r->body == BODY_STREAM && r->stream.close)
         r->stream.close(r->stream.ctx);
     r->stream.close = NULL;
@@ -257,30 +261,66 @@ void resp_mem(struct response *r, int status, const char *type, const char *body
     r->length = (int64_t)len;
 }
 
-/* Error pages are built once per status into a small static table. */
+void resp_pinned(struct response *r, int status, const char *type, struct blob *b, size_t off,
+                 size_t len)
+{
+    r->status = status;
+    r->content_type = type;
+    r->body = BODY_MEM;
+    r->mem_pin = blob_ref(b);
+    r->mem = b->data + off;
+    r->length = (int64_t)len;
+}
+
+/* Error pages are built once per status into a static table with a slot for
+ * every status code: a page, once built, never changes, so a response that
+ * borrows it (and waits to be sent) can never see another status's bytes. */
+#define ERR_FIRST 100
+#define ERR_LAST 599
 void resp_error(struct response *r, int status)
 {
     static struct {
-        int status;
-        size_t len;
+        unsigned char len;
         char body[160];
-    } cache[24];
-    size_t i;
-    for (i = 0; i < sizeof cache / sizeof cache[0] && cache[i].status; i++)
-        if (cache[i].status == status)
-            break;
-    if (i == sizeof cache / sizeof cache[0])
-        i = 0; /* table full (cannot happen with our statuses): reuse a slot */
-    if (cache[i].status != status) {
+    } cache[ERR_LAST - ERR_FIRST + 1];
+    _Static_assert(sizeof cache[0].body <= 255, "len is one byte");
+    if (status < ERR_FIRST || status > ERR_LAST)
+        status = 500;
+    size_t i = (size_t)(status - ERR_FIRST);
+    if (!cache[i].len) {
         const char *reason = http_reason(status);
         int n = snprintf(cache[i].body, sizeof cache[i].body,
                          "<html><head><title>%d %s</title></head>"
                          "<body><h1>%d %s</h1></body></html>\n",
                          status, reason, status, reason);
-        cache[i].len = (size_t)n < sizeof cache[i].body ? (size_t)n : sizeof cache[i].body - 1;
-        cache[i].status = status;
+        cache[i].len = (unsigned char)((size_t)n < sizeof cache[i].body ? (size_t)n
+                                                                       : sizeof cache[i].body - 1);
     }
     resp_release(r);
     r->hdr_len = 0;
     resp_mem(r, status, "text/html; charset=utf-8", cache[i].body, cache[i].len);
+}
+
+/* ---- pinned blocks ---- */
+
+struct blob *blob_new(size_t len)
+{
+    struct blob *b = malloc(sizeof *b + (len ? len : 1));
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = len;
+    return b;
+}
+
+struct blob *blob_ref(struct blob *b)
+{
+    b->refs++;
+    return b;
+}
+
+void blob_unref(struct blob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
 }

@@ -31,6 +31,7 @@
 #include "supervise.h"
 
 #define SWEEP_MS 250
+#define EXTRA_TAG 1u /* epoll data of a connection's extra fd: the econn pointer | 1 */
 
 /* One slot per possible fd: no allocation per connection, and an idle
  * connection costs only this struct (plus the kernel's socket). */
@@ -40,6 +41,7 @@ struct econn {
     int extra_fd;              /* a body stream's fd registered in epoll, or -1 */
     int waiting;               /* what the last conn_step waits for (CONN_*) */
 };
+_Static_assert(_Alignof(struct econn) > EXTRA_TAG, "the tag bit is free in an econn pointer");
 
 /* reuseport: each first-generation worker writes a byte here once it
  * listens; the master prints the banner when all have (event_ready). */
@@ -112,7 +114,10 @@ static void step(struct econn *e)
     if (e->c.wait_fd != e->c.fd) {
         if (e->extra_fd >= 0 && e->extra_fd != e->c.wait_fd)
             epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = e};
+        /* tagged (low bit): a pipe's EOF (EPOLLHUP) must not be taken for the
+         * client's hang-up */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+                                 .data.u64 = (uint64_t)(uintptr_t)e | EXTRA_TAG};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, e->c.wait_fd, &ev) < 0 && errno != EEXIST) {
             log_error("epoll_ctl add stream fd:");
             close_conn(e);
@@ -263,13 +268,18 @@ static int event_worker(int lfd)
             break;
         }
         for (int i = 0; i < n; i++) {
-            struct econn *e = evs[i].data.ptr;
+            uint64_t tag = evs[i].data.u64;
+            struct econn *e = (struct econn *)(uintptr_t)(tag & ~(uint64_t)EXTRA_TAG);
             if (!e) {
                 accept_ready();
                 continue;
             }
             if (e->c.fd < 0)
                 continue;
+            if (tag & EXTRA_TAG) { /* the producer's pipe: news for conn_step, not the socket's */
+                step(e);
+                continue;
+            }
             uint32_t ev = evs[i].events;
             if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 e->c.rdhup = 1; /* the EOF comes after the data: no edge will say so */

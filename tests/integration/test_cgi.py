@@ -414,6 +414,38 @@ def test_git_clone(start_server, site, model, tmp_path):
 
 # ---- the script's lifetime: killed when its client leaves, reaped without waiting ----
 
+def test_client_leaving_before_head_kills_script(start_server, site, model):
+    """Clients that leave while their script has not sent its head: the group
+    is killed at once (not at --cgi-timeout) and the --cgi-max slots are free
+    again - else every other CGI request would get 503 for 30 s."""
+    one = model == "iterative"  # serves one connection at a time
+    extra = ["--workers", "1"] if model in ("prefork", "event") else []
+    s = serve(start_server, site, model, "--cgi-max", "2", "--cgi-timeout", "30", *extra)
+    pids = []
+    for batch in ([0], [1], [2], [3]) if one else ([0, 1], [2, 3]):
+        socks = []
+        for i in batch:  # --cgi-max scripts at once (one per connection in iterative)
+            pidfile = site / f"sleep{i}.pid"
+            sock = s.connect(10)
+            sock.sendall(f"GET /cgi/sleep.sh?{pidfile} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 10), i
+            pids.append(int(pidfile.read_text()))
+            socks.append(sock)
+        t0 = time.monotonic()
+        for i, sock in zip(batch, socks):
+            if i % 2:  # a reset, else a FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        assert wait_until(lambda: not any(group_members(p) for p in pids), 10), \
+            [(p, group_members(p)) for p in pids]
+        assert time.monotonic() - t0 < 10  # killed at once, not after --cgi-timeout (30 s)
+    t0 = time.monotonic()
+    st, _, body = request(s, "GET", "/cgi/hello.sh", timeout=10)
+    assert (st, body) == (200, b"Hello, World!\n")  # not 503: the slots are free
+    assert time.monotonic() - t0 < 5
+    assert_clean(s)
+
+
 def test_lingering_scripts_do_not_stall_the_worker(start_server, site):
     """Scripts that close their stdout and linger: the worker reaps them
     without waiting (their grace is a deadline, not a sleep), so a static
