@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http_parse.h"
 #include "log.h"
 
 struct config cfg;
@@ -419,6 +420,13 @@ void config_parse(int argc, char **argv)
             m->kind = MOUNT_STATUS;
             m->prefix = clean_prefix("--status", optarg, strlen(optarg));
             m->prefix_len = strlen(m->prefix);
+            /* the page answers only its canonical spelling (h_status.c) */
+            char canon[1024];
+            int cn = http_normalize_path(m->prefix, m->prefix_len, canon, sizeof canon);
+            if (cn < 0 || (size_t)cn != m->prefix_len || memcmp(canon, m->prefix, cn) != 0 ||
+                strpbrk(m->prefix, "?#"))
+                usage_error("--status: '%s' is not a plain path (no %%XX, '.', '..', '//')",
+                            optarg);
             break;
         }
         case O_STATUSPUB: cfg.status_public = 1; break;

@@ -2,7 +2,15 @@
  * scoreboard every process writes to: the master and worker PIDs, per worker
  * connections accepted and open, requests, CGI scripts running, open fds;
  * the listen queue; children reaped; uptime. Plain text, or JSON with
- * `?json`. Only loopback clients may look, unless --status-public. */
+ * `?json`. Only loopback clients may look, unless --status-public; a loopback
+ * request that came through a proxy (it carries Forwarded, Via, X-Real-IP or
+ * an X-Forwarded-* field) is refused too.
+ *
+ * The page is exactly PREFIX, spelled exactly so in the request: "/%73tatus",
+ * "//status", "/x/../status", "/status/" and "/status/x" are 404. The router
+ * matched the normalised path, which a proxy in front may not do: a proxy
+ * rule that guards the raw spelling "/status" must not be bypassable by
+ * another spelling of the same resource (docs/hardening.md). */
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -56,10 +64,31 @@ static const char *state_name(int st)
     }
 }
 
+/* Did the request come through a proxy? The header fields proxies add. A
+ * proxy that adds none of them is not seen: this is a second line of defence
+ * behind the proxy's own access rule, not a replacement for it. */
+static int via_proxy(const struct http_req *h)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        struct http_str n = h->headers[i].name;
+        if (http_str_ieq(n, "Forwarded") || http_str_ieq(n, "Via") || http_str_ieq(n, "X-Real-IP"))
+            return 1;
+        if (n.len > 12 && http_str_ieq((struct http_str){n.p, 12}, "X-Forwarded-"))
+            return 1;
+    }
+    return 0;
+}
+
 void h_status(const struct request *req, struct response *resp)
 {
     const struct http_req *h = req->h;
-    if (!cfg.status_public && !is_loopback(req->peer)) {
+    const struct mount *m = req->mount;
+    /* only the canonical spelling: the raw path is the prefix, byte for byte */
+    if (h->path.len != m->prefix_len || memcmp(h->path.p, m->prefix, m->prefix_len) != 0) {
+        resp_error(resp, 404);
+        return;
+    }
+    if (!cfg.status_public && (!is_loopback(req->peer) || via_proxy(h))) {
         resp_error(resp, 403);
         return;
     }

@@ -1,7 +1,10 @@
 """Shared fixtures: start the real forkhttpd binary on 127.0.0.1 --port 0 and
 talk to it with real clients. Every server a test starts is stopped with
-SIGTERM at the end of the test; the fixture then checks that it exited 0,
-left no child process behind and printed no sanitizer report.
+SIGTERM at the end of the test, unless the test stopped it itself; either way
+Server.stop() checks that it exited as expected (0 unless the test says
+otherwise), left no process behind (no zombie while it ran, none of its
+workers, CGI scripts or other descendants once it exited) and printed no
+sanitizer report, neither on stderr nor in its --error-log file.
 
 FORKHTTPD_BUILD (default "build") names the build directory, so the same
 suite runs against the ASan+UBSan build (build-asan)."""
@@ -47,6 +50,16 @@ def proc_state(pid):
 
 def zombies_of(pid):
     return [c for c in proc_children(pid) if proc_state(c) == "Z"]
+
+
+def proc_start(pid):
+    """The start time of pid (clock ticks since boot), or None if it is gone:
+    with the PID it names one process, even if the PID is reused later."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def descendants(pid):
@@ -122,6 +135,28 @@ class Server:
         self.banner = line
         self.port = int(line.split(" port ")[1].split()[0])
         self.stopped = False
+        self.check = True
+        self.error_log = self._error_log_path(cwd)
+        self.seen = {}  # pid -> start time of every descendant seen while running
+        self.snapshot()
+
+    def _error_log_path(self, cwd):
+        path = None
+        for i, a in enumerate(self.args):
+            if a == "--error-log" and i + 1 < len(self.args):
+                path = self.args[i + 1]
+            elif a.startswith("--error-log="):
+                path = a.split("=", 1)[1]
+        return None if path is None else os.path.join(cwd, path)
+
+    def snapshot(self):
+        """Remember the server's descendants (stop() checks they are gone)."""
+        if self.proc.poll() is not None:
+            return
+        for p in descendants(self.pid):
+            t = proc_start(p)
+            if t is not None:
+                self.seen.setdefault(p, t)
 
     def stderr(self):
         if not self.errfile.closed:
@@ -134,14 +169,41 @@ class Server:
         return s
 
     def workers(self):
-        return proc_children(self.pid)
+        w = proc_children(self.pid)
+        self.snapshot()
+        return w
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
+    def error_log_text(self):
+        if not self.error_log:
+            return ""
+        try:
+            with open(self.error_log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=15, expect_rc=0, check=None):
+        """Stop the server with sig (unless it already exited) and check how
+        it ended: exit status expect_rc (None: any; a signal N is -N), no
+        sanitizer report, no process left behind. check=False, or
+        start_server(check=False), skips the checks. Returns the exit status;
+        raises AssertionError listing the problems. A second call only returns
+        the status."""
         if self.stopped:
             return self.proc.returncode
         self.stopped = True
+        check = self.check if check is None else check
+        problems = []
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            self.snapshot()
+            # a child that died must be reaped, not left a zombie (give SIGCHLD a moment)
+            reaped = wait_until(lambda: not zombies_of(self.pid), timeout=3, interval=0.05)
+            z = [] if reaped else zombies_of(self.pid)
+            if z and self.proc.poll() is None:
+                problems.append(f"server {self.pid} has unreaped children (zombies) {z}")
+            self.snapshot()
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -150,6 +212,23 @@ class Server:
             raise AssertionError("server did not stop within %ss\n%s" % (timeout, self.stderr()))
         self.proc.stdout.close()
         self.errfile.close()
+        if not check:
+            return rc
+        err = self.stderr()
+        if expect_rc is not None and rc != expect_rc:
+            problems.append(f"server {self.args} exited {rc}, expected {expect_rc}\n{err}")
+        # every process it started is gone once it exited (each reaps its own
+        # children first); a short grace for one still on its way out
+        def left():
+            return sorted(p for p, t in self.seen.items() if proc_start(p) == t)
+        gone = wait_until(lambda: not left(), timeout=2, interval=0.05)
+        if not gone:
+            desc = ", ".join(f"{p} ({proc_state(p)})" for p in left())
+            problems.append(f"server {self.pid} left processes behind: {desc}")
+        for where, text in (("stderr", err), (f"--error-log {self.error_log}", self.error_log_text())):
+            if any(mark in text for mark in SANITIZER_MARKS):
+                problems.append(f"sanitizer report from {self.args} in {where}:\n{text}")
+        assert not problems, "\n".join(problems)
         return rc
 
 
@@ -171,19 +250,12 @@ def start_server(tmp_path):
     yield start
     problems = []
     for s in servers:
-        if s.stopped:
+        if s.stopped:  # the test stopped it: stop() has checked it then
             continue
-        rc = s.stop()
-        err = s.stderr()
-        if s.check and rc != 0:
-            problems.append(f"server {s.args} exited {rc}\n{err}")
-        left = [p for p in proc_children(s.pid)]
-        if left:
-            problems.append(f"server {s.pid} left children {left}")
-        for mark in SANITIZER_MARKS:
-            if mark in err:
-                problems.append(f"sanitizer report from {s.args}:\n{err}")
-                break
+        try:
+            s.stop()
+        except AssertionError as e:
+            problems.append(str(e))
     assert not problems, "\n".join(problems)
 
 

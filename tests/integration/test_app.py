@@ -229,7 +229,7 @@ def test_crash(start_server, model):
     if model == "iterative":
         # one process serves everything: the server itself dies by the signal
         assert s.proc.wait(timeout=5) == -signal.SIGSEGV
-        s.stop()
+        s.stop(expect_rc=-signal.SIGSEGV)
         return
     # fork: only that child died; prefork/event: the master replaced the worker
     ok = wait_until(lambda: ok_hello(s), timeout=10)
