@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "handler.h"
 #include "http_parse.h"
@@ -22,7 +23,7 @@
 #include "log.h"
 #include "router.h"
 #include "sig.h"
-#include "supervise.h"
+#include "scoreboard.h"
 
 enum {
     S_NONE,    /* (x->after_flush: nothing to enter) */
@@ -85,13 +86,6 @@ struct exchange {
 
 static struct exchange *free_list;
 static unsigned free_count;
-
-uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static struct exchange *x_get(void)
 {
@@ -423,10 +417,9 @@ static void begin_request(struct conn *c)
     c->nreq++;
     vlog_head("< ", x->in, x->head_len);
     if (sb_self) { /* for the master's crash report and the status counters */
-        __atomic_add_fetch(&sb_self->requests, 1, __ATOMIC_RELAXED); /* fork: shared by children */
         const char *rl;
         size_t n = request_line_of(x, &rl);
-        sb_note_request(rl, n);
+        sb_count_request(rl, n);
     }
 
     x->keep_alive = r->keep_alive && c->nreq < cfg.max_keepalive_requests && !sig_stop;

@@ -16,14 +16,13 @@
 
 #include <stdint.h>
 
+#include "clock.h" /* now_ms: every model keeps deadlines */
 #include "net.h"
 #include "transport.h"
 
 enum { CONN_DONE = 0, CONN_READ = 1, CONN_WRITE = 2 };
 
 struct exchange;
-
-uint64_t now_ms(void);
 
 struct conn {
     const struct transport *tp; /* every socket call goes through it (transport.h) */

@@ -46,7 +46,7 @@
 #include "handler.h"
 #include "log.h"
 #include "owned_hdr.h"
-#include "supervise.h"
+#include "scoreboard.h"
 #include "net.h"
 
 #define CGI_HEAD_MAX 16384     /* the script's header block, at most (else 502) */
@@ -450,8 +450,7 @@ static void reaped(const char *name, int st, int quiet)
             vlog("cgi %s: exit status %d", name, WEXITSTATUS(st));
     }
     active--;
-    if (sb_self)
-        __atomic_sub_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
+    sb_cgi_ended();
 }
 
 /* The response is over: reap the script, without waiting. finished: it
@@ -708,8 +707,7 @@ void h_cgi(const struct request *req, struct response *resp)
         return;
     }
     active++;
-    if (sb_self) /* for the status page */
-        __atomic_add_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
+    sb_cgi_started(); /* for the status page */
     c->eof = 0;
     c->left = -1;
     c->len = c->scan = c->body_off = 0;

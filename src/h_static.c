@@ -14,7 +14,7 @@
 
 #include "confine.h"
 #include "handler.h"
-#include "conn.h"
+#include "clock.h"
 #include "http_resp.h"
 #include "log.h"
 

@@ -5,14 +5,10 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "clock.h"
 #include "resp.h"
 
 const char *http_reason(int status);
-
-/* The current time as an IMF-fixdate (29 chars), recomputed at most once a second. */
-const char *http_date_now(void);
-/* Format t as an IMF-fixdate into buf (>= 30 bytes). */
-void http_date_fmt(time_t t, char *buf);
 
 /* Parse an HTTP-date (IMF-fixdate, RFC 850, asctime). 0 ok, -1 malformed. */
 int http_date_parse(const char *s, size_t len, time_t *out);

@@ -190,9 +190,7 @@ int main(int argc, char **argv)
         unlink(cfg.pid_file);
     if (cfg.unix_path)
         unlink(cfg.unix_path);
-    conn_pool_free();
-    h_static_cache_free();
-    h_app_unload();
+    h_app_unload(); /* the handles loaded before any fork (a worker closed its own copies) */
     config_free();
     sb_free();
     return rc;

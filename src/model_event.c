@@ -91,8 +91,7 @@ static void close_conn(struct econn *e)
     e->extra_fd = -1;
     conn_close(&e->c); /* closing the socket also removes it from the epoll set */
     nconns--;
-    if (sb_self)
-        sb_self->active = (uint64_t)nconns;
+    sb_set_active((uint64_t)nconns);
     if (!accepting && !sig_stop && nconns < cfg.max_conns && now_ms() >= resume_at)
         listen_on(1);
 }
@@ -160,10 +159,7 @@ static void accept_ready(void)
             open_list->prev = e;
         open_list = e;
         nconns++;
-        if (sb_self) {
-            sb_self->accepted++;
-            sb_self->active = (uint64_t)nconns;
-        }
+        sb_accepted((uint64_t)nconns);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = e};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -231,8 +227,7 @@ static int event_worker(int lfd)
         close(ready_rd);
     ready_fd = ready_rd = -1;
     listen_on(1);
-    if (sb_self)
-        sb_self->state = SB_IDLE;
+    sb_set_state(SB_IDLE);
 
     struct epoll_event evs[256];
     uint64_t next_sweep = now_ms() + SWEEP_MS;
@@ -246,8 +241,7 @@ static int event_worker(int lfd)
             net_listen_fd = -1;
             drain_end = now_ms() + (uint64_t)cfg.grace;
             stop_soon_all();
-            if (sb_self)
-                sb_self->state = SB_STOPPING;
+            sb_set_state(SB_STOPPING);
         }
         if (drain_end && (nconns == 0 || now_ms() >= drain_end))
             break;

@@ -28,6 +28,7 @@
 #include "model.h"
 #include "sig.h"
 #include "supervise.h"
+#include "worker.h"
 
 /* The children alive, for the graceful stop. Changed by the SIGCHLD handler,
  * so the main loop changes it only with SIGCHLD blocked. */
@@ -211,9 +212,9 @@ int model_fork(int lfd)
             sigprocmask(SIG_SETMASK, &old, NULL);
             vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
                  (int)getppid());
-            h_worker_start();
+            worker_begin();
             serve_connection(fd, &peer);
-            h_worker_stop();
+            worker_end(WORKER_EXIT_NOW);
             _exit(0);
         }
         if (pid > 0) {

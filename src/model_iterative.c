@@ -14,10 +14,11 @@
 #include "model.h"
 #include "sig.h"
 #include "supervise.h"
+#include "worker.h"
 
 int model_iterative(int lfd)
 {
-    h_worker_start();
+    worker_begin();
     sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
         if (sig_reopen) {
@@ -38,18 +39,13 @@ int model_iterative(int lfd)
             net_addr_str(&peer, ip, sizeof ip, &port);
             vlog("accepted connection from %s port %d (fd %d)", ip, port, fd);
         }
-        if (sb_self) {
-            sb_self->accepted++;
-            sb_self->active = 1;
-            sb_self->state = SB_BUSY;
-        }
+        sb_accepted(1);
+        sb_set_state(SB_BUSY);
         serve_connection(fd, &peer); /* closes fd */
-        if (sb_self) {
-            sb_self->active = 0;
-            sb_self->state = SB_IDLE;
-        }
+        sb_set_active(0);
+        sb_set_state(SB_IDLE);
         vlog("connection closed");
     }
-    h_worker_stop();
+    worker_end(WORKER_FREE);
     return 0;
 }

@@ -46,10 +46,9 @@ static int prefork_worker(int lfd)
             continue;
         }
         set_state(1);
-        sb_self->accepted++;
-        sb_self->active = 1;
+        sb_accepted(1);
         serve_connection(fd, &peer);
-        sb_self->active = 0;
+        sb_set_active(0);
         set_state(0);
     }
     __atomic_sub_fetch(&sb->idle, 1, __ATOMIC_SEQ_CST);

@@ -20,13 +20,10 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "conn.h"
-#include "handler.h"
+#include "clock.h"
 #include "log.h"
 #include "sig.h"
-
-struct scoreboard *sb;
-struct sb_slot *sb_self;
+#include "worker.h"
 
 static volatile sig_atomic_t got_chld, got_alrm, got_usr2;
 
@@ -58,16 +55,6 @@ static int fast_fails;
 static int respawn_pending;
 static uint64_t respawn_at;
 static sigset_t wait_mask; /* the mask inside sigsuspend: our signals let through */
-
-void sb_note_request(const char *line, size_t len)
-{
-    if (!sb_self)
-        return;
-    if (len > sizeof sb_self->request - 1)
-        len = sizeof sb_self->request - 1;
-    memcpy(sb_self->request, line, len);
-    sb_self->request[len] = 0;
-}
 
 static int worker_count(int g, int *idle)
 {
@@ -109,13 +96,10 @@ static void worker_main(int slot)
     sigprocmask(SIG_SETMASK, &none, NULL);
 
     sb_self = &sb->slot[slot];
-    h_worker_start();
+    worker_begin();
     int rc = model->worker(listen_fd);
-    h_worker_stop();
-    h_app_unload();
+    worker_end(WORKER_FREE);
     sb_self->state = SB_FREE;
-    conn_pool_free();
-    h_static_cache_free();
     config_free();
     exit(rc);
 }
@@ -249,27 +233,6 @@ static void reload(void)
     for (int i = 0; i < cfg.workers; i++)
         spawn();
     signal_workers(SIGTERM, 1);
-}
-
-int sb_init(void)
-{
-    void *p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        log_error("mmap scoreboard:");
-        return -1;
-    }
-    sb = p;
-    sb->master = getpid();
-    sb->started = time(NULL);
-    return 0;
-}
-
-void sb_free(void)
-{
-    if (sb)
-        munmap(sb, sizeof *sb);
-    sb = NULL;
-    sb_self = NULL;
 }
 
 int sup_run(int lfd, const struct sup_model *m)

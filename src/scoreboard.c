@@ -1,0 +1,84 @@
+/* scoreboard.c - the shared counters (scoreboard.h). Plain or relaxed atomic
+ * stores to aligned words: a reader may see a slightly stale number, never a
+ * torn one. In the fork model every child writes slot 0, hence the atomics. */
+#include "scoreboard.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct scoreboard *sb;
+struct sb_slot *sb_self;
+
+int sb_init(void)
+{
+    void *p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        log_error("mmap scoreboard:");
+        return -1;
+    }
+    sb = p;
+    sb->master = getpid();
+    sb->started = time(NULL);
+    return 0;
+}
+
+void sb_free(void)
+{
+    if (sb)
+        munmap(sb, sizeof *sb);
+    sb = NULL;
+    sb_self = NULL;
+}
+
+void sb_note_request(const char *line, size_t len)
+{
+    if (!sb_self)
+        return;
+    if (len > sizeof sb_self->request - 1)
+        len = sizeof sb_self->request - 1;
+    memcpy(sb_self->request, line, len);
+    sb_self->request[len] = 0;
+}
+
+void sb_count_request(const char *line, size_t len)
+{
+    if (!sb_self)
+        return;
+    __atomic_add_fetch(&sb_self->requests, 1, __ATOMIC_RELAXED); /* fork: shared by children */
+    sb_note_request(line, len);
+}
+
+void sb_cgi_started(void)
+{
+    if (sb_self)
+        __atomic_add_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
+}
+
+void sb_cgi_ended(void)
+{
+    if (sb_self)
+        __atomic_sub_fetch(&sb_self->cgi, 1, __ATOMIC_RELAXED);
+}
+
+void sb_accepted(uint64_t active)
+{
+    if (!sb_self)
+        return;
+    sb_self->accepted++;
+    sb_self->active = active;
+}
+
+void sb_set_active(uint64_t active)
+{
+    if (sb_self)
+        sb_self->active = active;
+}
+
+void sb_set_state(enum sb_state s)
+{
+    if (sb_self)
+        sb_self->state = s;
+}

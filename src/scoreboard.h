@@ -1,0 +1,62 @@
+/* scoreboard.h - the shared-memory board every model writes its counters to
+ * and the status page (and the master's crash reports) read. Its own unit at
+ * the bottom of the core: conn.c, the handlers and the models call the small
+ * functions below; none of them needs to know who supervises whom. */
+#ifndef FH_SCOREBOARD_H
+#define FH_SCOREBOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define SB_MAX_SLOTS 4096
+
+enum sb_state { SB_FREE = 0, SB_STARTING, SB_IDLE, SB_BUSY, SB_STOPPING };
+
+/* One worker's line on the scoreboard (shared memory, written by the worker,
+ * read by the master). Plain stores of aligned words: a torn read only
+ * shows a slightly stale number. */
+struct sb_slot {
+    volatile pid_t pid;
+    volatile int state;
+    volatile int gen;
+    volatile uint64_t accepted;
+    volatile uint64_t requests;
+    volatile uint64_t active;  /* open connections */
+    volatile uint64_t cgi;     /* CGI scripts running */
+    char request[120];         /* the request line being served, for crash reports */
+};
+
+struct scoreboard {
+    volatile pid_t master;
+    volatile int nslots;
+    time_t started;            /* for the uptime */
+    volatile uint64_t reaped;  /* children reaped by the master (or the fork model's parent) */
+    int idle; /* prefork: workers waiting in accept (atomic updates) */
+    struct sb_slot slot[SB_MAX_SLOTS];
+};
+
+/* This process's slot, or NULL outside a supervised worker. */
+extern struct sb_slot *sb_self;
+extern struct scoreboard *sb;
+
+/* Create the scoreboard (shared memory) before any fork; every model has
+ * one, for the status page. In iterative and fork, slot 0 is the server
+ * (fork's children count their requests there too). 0 or -1. */
+int sb_init(void);
+void sb_free(void);
+
+/* In a worker: a request begins (counted; its line noted for crash reports). */
+void sb_count_request(const char *line, size_t len);
+/* In a worker: note the request line being served (for crash reports). */
+void sb_note_request(const char *line, size_t len);
+/* A CGI script started / was reaped (the status page's "cgi" column). */
+void sb_cgi_started(void);
+void sb_cgi_ended(void);
+/* A connection was accepted; this many are open now. */
+void sb_accepted(uint64_t active);
+void sb_set_active(uint64_t active);
+void sb_set_state(enum sb_state s);
+
+#endif
