@@ -93,8 +93,9 @@ run-wsgi: all
 deps:
 	@scripts/deps.sh
 
+# The C unit tests, and the include graph's layer order (scripts/check_layers.py).
 unit: all
-	prove -f $(UNIT_BIN)
+	prove -f $(UNIT_BIN) scripts/check_layers.py
 
 integration: all
 	FORKHTTPD_BUILD=$(BUILD) $(PYTEST) -q tests/integration

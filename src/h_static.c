@@ -173,16 +173,15 @@ static int cmp_names(const void *a, const void *b)
  * (--allow-dotfiles). A symlink shows its target's size and date only when
  * the target is inside the root: one leading outside (or nowhere) shows
  * "-" for both, so the listing tells nothing about files beyond the root. */
-static void autoindex(const struct request *req, int dfd, const char *dirrel,
-                      struct response *resp)
+/* Render the listing into a new blob (NULL on failure). */
+static struct blob *autoindex_build(const struct request *req, int dfd, const char *dirrel)
 {
     int fd2 = dup(dfd);
     DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
     if (!d) {
         if (fd2 >= 0)
             close(fd2);
-        resp_error(resp, 500);
-        return;
+        return NULL;
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -251,12 +250,78 @@ static void autoindex(const struct request *req, int dfd, const char *dirrel,
         free(names[i]);
     free(names);
     closedir(d);
-    if (!buf) {
+    struct blob *b = buf ? blob_new(len) : NULL;
+    if (b)
+        memcpy(b->data, buf, len);
+    free(buf);
+    return b;
+}
+
+/* Listings are kept, like files: a directory of LIST_MAX entries costs a
+ * readdir, a sort and LIST_MAX fstatat calls, and doing that for every
+ * request would stall an event worker for every other connection. A kept
+ * listing is used while the directory is the same (device, inode, mtime: an
+ * entry added, removed or renamed changes it) and for at most the second it
+ * was made in (a file's new size or date shows within a second). At most
+ * LC_SLOTS listings per process; the responses that send one pin it. */
+#define LC_SLOTS 8
+
+static struct lc_ent {
+    const struct mount *m;
+    char *path;      /* the request path it lists (NULL: empty slot) */
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtim;
+    time_t built;
+    struct blob *html;
+} lcache[LC_SLOTS];
+static unsigned lc_next;
+
+static void lc_drop(struct lc_ent *e)
+{
+    free(e->path);
+    e->path = NULL;
+    blob_unref(e->html);
+    e->html = NULL;
+}
+
+static void autoindex(const struct request *req, int dfd, const char *dirrel,
+                      struct response *resp)
+{
+    struct stat st;
+    if (fstat(dfd, &st) < 0) {
         resp_error(resp, 500);
         return;
     }
-    resp_mem(resp, 200, "text/html; charset=utf-8", buf, len);
-    resp->mem_free = buf;
+    time_t now = time(NULL);
+    struct lc_ent *e = NULL;
+    for (int i = 0; i < LC_SLOTS; i++)
+        if (lcache[i].path && lcache[i].m == req->mount && strcmp(lcache[i].path, req->path) == 0)
+            e = &lcache[i];
+    if (!e || e->dev != st.st_dev || e->ino != st.st_ino || e->built != now ||
+        e->mtim.tv_sec != st.st_mtim.tv_sec || e->mtim.tv_nsec != st.st_mtim.tv_nsec) {
+        struct blob *b = autoindex_build(req, dfd, dirrel);
+        if (!b) {
+            resp_error(resp, 500);
+            return;
+        }
+        if (!e)
+            e = &lcache[lc_next++ % LC_SLOTS];
+        lc_drop(e);
+        e->path = strdup(req->path);
+        e->m = req->mount;
+        e->dev = st.st_dev;
+        e->ino = st.st_ino;
+        e->mtim = st.st_mtim;
+        e->built = now;
+        e->html = b;
+        if (!e->path) { /* not kept: this response holds the only reference */
+            resp_pinned(resp, 200, "text/html; charset=utf-8", b, 0, b->len);
+            lc_drop(e);
+            return;
+        }
+    }
+    resp_pinned(resp, 200, "text/html; charset=utf-8", e->html, 0, e->html->len);
 }
 
 /* ---- the open-file cache ----
@@ -395,6 +460,8 @@ static struct fc_ent *fc_lookup(const struct mount *m, const char *rel)
 
 void h_static_cache_free(void)
 {
+    for (int i = 0; i < LC_SLOTS; i++)
+        lc_drop(&lcache[i]);
     for (int i = 0; i < FC_SLOTS; i++)
         fc_drop(&fcache[i]);
 }

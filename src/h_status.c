@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "handler.h"
-#include "supervise.h"
+#include "scoreboard.h"
 
 static int is_loopback(const union net_addr *a)
 {
