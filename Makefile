@@ -63,7 +63,7 @@ $(BUILD)/%.so: apps/%.c include/forkhttpd_app.h | $(BUILD)
 # An app like the others, linked with libpython (-z nodelete: an interpreter
 # is never unloaded). The project's warnings hold for Python 3.11's headers.
 # src/http_parse.c (pure) goes in too: the server's one Content-Length parser.
-$(BUILD)/wsgi.so: $(wildcard src/wsgi/*.c) src/http_parse.c include/forkhttpd_app.h | $(BUILD)
+$(BUILD)/wsgi.so: $(wildcard src/wsgi/*.c src/wsgi/*.h) src/http_parse.c include/forkhttpd_app.h | $(BUILD)
 	$(CC) $(CFLAGS) $$($(PYCONFIG) --includes) \
 	  -DFH_PYTHON_EXE='"'"$$($(PYCONFIG) --exec-prefix)/bin/python3.11"'"' \
 	  -fPIC -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(filter %.c,$^) \

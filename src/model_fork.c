@@ -27,6 +27,7 @@
 #include "log.h"
 #include "model.h"
 #include "sig.h"
+#include "sigsafe.h"
 #include "supervise.h"
 #include "worker.h"
 
@@ -35,52 +36,26 @@
 static pid_t *children;
 static volatile sig_atomic_t live_children;
 static int children_cap;
-
-static size_t put_str(char *buf, size_t n, const char *s)
-{
-    while (*s)
-        buf[n++] = *s++;
-    return n;
-}
-
-static size_t put_uint(char *buf, size_t n, unsigned v)
-{
-    char tmp[12];
-    int k = 0;
-    do {
-        tmp[k++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (k)
-        buf[n++] = tmp[--k];
-    return n;
-}
+/* --lesson reap-once: one waitpid() per SIGCHLD, the tutorial's bug */
+static volatile sig_atomic_t reap_once;
 
 /* "[ppid] reaped child PID, exit status N" for --verbose, async-signal-safe:
  * no printf inside a signal handler. */
 static void say_reaped(pid_t pid, int status)
 {
-    char buf[128];
-    size_t n = put_str(buf, 0, "[");
-    n = put_uint(buf, n, (unsigned)getpid());
-    n = put_str(buf, n, "] reaped child PID ");
-    n = put_uint(buf, n, (unsigned)pid);
+    struct sigsafe_line l = {0};
+    sigsafe_str(&l, "[");
+    sigsafe_uint(&l, (unsigned)getpid());
+    sigsafe_str(&l, "] reaped child PID ");
+    sigsafe_uint(&l, (unsigned)pid);
     if (WIFEXITED(status)) {
-        n = put_str(buf, n, ", exit status ");
-        n = put_uint(buf, n, (unsigned)WEXITSTATUS(status));
+        sigsafe_str(&l, ", exit status ");
+        sigsafe_uint(&l, (unsigned)WEXITSTATUS(status));
     } else {
-        /* sigabbrev_np: a lookup in a constant table, safe here (strsignal
-         * may format into a buffer and consult the locale) */
-        const char *abbrev = sigabbrev_np(WTERMSIG(status));
-        n = put_str(buf, n, ", killed by signal ");
-        n = put_uint(buf, n, (unsigned)WTERMSIG(status));
-        n = put_str(buf, n, " (SIG");
-        n = put_str(buf, n, abbrev ? abbrev : "?");
-        n = put_str(buf, n, ")");
+        sigsafe_str(&l, ", killed by signal ");
+        sigsafe_signal(&l, WTERMSIG(status));
     }
-    buf[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, n);
-    (void)w;
+    sigsafe_write(&l, STDERR_FILENO);
 }
 
 static void reap_children(int signo)
