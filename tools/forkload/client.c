@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,6 +25,10 @@
 #define MAX_EVENTS       512
 
 enum { C_IDLE, C_CONNECTING, C_OPEN, C_PARKED, C_DONE };
+
+/* Why a slot opens another connection (only counted with keep-alive, where
+ * one connection per slot is the plan). */
+enum { RE_NONE, RE_CLOSED, RE_ERROR };
 
 enum {
     PS_VERSION, PS_CODE, PS_REASON, PS_STATUS_LF,
@@ -49,6 +54,7 @@ enum { P_MORE, P_DONE, P_ERR };
 struct conn {
     int fd;
     uint8_t state, ps, hkind, hname_len, hval_len, chunk_digits;
+    uint8_t reopen;      /* RE_*: why the next connection is opened */
     uint16_t status;
     uint32_t pos;        /* bytes into the status line */
     uint32_t hdr_bytes;  /* header bytes so far, to bound them */
@@ -537,8 +543,9 @@ static void slot_finished(struct loop *L, struct conn *c)
     L->active--;
 }
 
-/* The connection is gone (or going): open another if work is left. */
-static void slot_continue(struct loop *L, struct conn *c)
+/* The connection is gone (or going): open another if work is left.
+ * why (RE_*) says what ended it, for the reconnect counters. */
+static void slot_continue(struct loop *L, struct conn *c, int why)
 {
     if (c->to_send == 0 || issuing_stopped(L)) {
         close_fd(c);
@@ -546,6 +553,7 @@ static void slot_continue(struct loop *L, struct conn *c)
         L->active--;
     } else {
         close_fd(c);
+        c->reopen = (uint8_t)why;
         queue_open(L, c);
     }
 }
@@ -556,7 +564,7 @@ static void fail_conn(struct loop *L, struct conn *c, int stat)
     L->st[stat] += c->in_flight;
     L->st[ST_REQUESTS] += c->in_flight;
     c->in_flight = 0;
-    slot_continue(L, c);
+    slot_continue(L, c, RE_ERROR);
 }
 
 /* Requests whose answer the server will never send (it closed as it said it
@@ -564,8 +572,9 @@ static void fail_conn(struct loop *L, struct conn *c, int stat)
 static void requeue_unanswered(struct loop *L, struct conn *c)
 {
     c->to_send += c->in_flight;
+    L->st[ST_ISSUED] -= c->in_flight; /* issued again later, counted then */
     c->in_flight = 0;
-    slot_continue(L, c);
+    slot_continue(L, c, RE_CLOSED);
 }
 
 static void issue(struct loop *L, struct conn *c, uint64_t now, uint32_t k)
@@ -574,6 +583,7 @@ static void issue(struct loop *L, struct conn *c, uint64_t now, uint32_t k)
         c->starts[(c->head + c->in_flight) % L->per_conn] = now;
         c->in_flight++;
         c->to_send--;
+        L->st[ST_ISSUED]++;
         c->pending += L->cfg->req_len;
     }
 }
@@ -670,8 +680,8 @@ static int feed(struct loop *L, struct conn *c, const char *p, size_t n)
 
 static void on_eof(struct loop *L, struct conn *c)
 {
-    if (c->in_flight == 0) {
-        slot_continue(L, c);
+    if (c->in_flight == 0) { /* an idle keep-alive connection closed */
+        slot_continue(L, c, RE_CLOSED);
         return;
     }
     if (c->ps == PS_BODY_EOF) { /* close-delimited body complete */
@@ -723,6 +733,14 @@ static int read_all(struct loop *L, struct conn *c, int until_eof)
 static void conn_open(struct loop *L, struct conn *c)
 {
     const struct config *cfg = L->cfg;
+    if (issuing_stopped(L)) { /* --duration is over: nothing more to send */
+        c->state = C_DONE;
+        L->active--;
+        return;
+    }
+    if (L->reuse && c->reopen != RE_NONE)
+        L->st[c->reopen == RE_CLOSED ? ST_RECONN_CLOSED : ST_RECONN_ERROR]++;
+    c->reopen = RE_NONE;
     uint64_t now = now_ns();
     issue(L, c, now, L->per_conn); /* they fail with the connect, if it does */
     c->fd = socket(cfg->addr.ss_family,
@@ -793,8 +811,10 @@ static void check_timeouts(struct loop *L, uint64_t now)
             continue;
         if (now - c->starts[c->head] < L->timeout_ns)
             continue;
-        if (c->state == C_CONNECTING)
+        if (c->state == C_CONNECTING) {
             L->st[ST_CONN_FAILED]++;
+            L->st[ST_CONN_TIMEOUT]++;
+        }
         fail_conn(L, c, ST_ERR_TIMEOUT);
     }
 }
@@ -816,7 +836,7 @@ static void write_all(int fd, const void *buf, size_t len)
 static void send_progress(struct loop *L)
 {
     uint64_t errs = 0;
-    for (int i = ST_ERR_REFUSED; i <= ST_ERR_OTHER; i++)
+    for (int i = ST_ERR_FIRST; i <= ST_ERR_LAST; i++)
         errs += L->st[i];
     struct rec r[2] = {
         { REC_PROGRESS, 0, L->st[ST_REQUESTS] },
@@ -904,9 +924,12 @@ int client_run(const struct config *cfg, uint64_t start_ns, int out_fd)
     uint64_t next_scan = now + tick, next_progress = start_ns + 1000000000u;
     struct epoll_event evs[MAX_EVENTS];
 
+    /* --requests ends when every slot is done; --duration stops issuing at
+     * its end and then waits (each request bounded by --timeout) for the
+     * answers still in flight; --hold ends at its time, answered or not. */
     while (!g_stop) {
         now = now_ns();
-        if (L.end_ns && now >= L.end_ns)
+        if (cfg->hold > 0 && now >= L.end_ns)
             break;
         if (L.active == 0 && !(cfg->hold > 0))
             break;
@@ -921,7 +944,7 @@ int client_run(const struct config *cfg, uint64_t start_ns, int out_fd)
         L.openq_len -= nq;
 
         uint64_t wake = next_scan < next_progress ? next_scan : next_progress;
-        if (L.end_ns && L.end_ns < wake)
+        if (L.end_ns && L.end_ns > now && L.end_ns < wake)
             wake = L.end_ns;
         int ms = 0;
         if (!L.openq_len && wake > now)
@@ -944,12 +967,31 @@ int client_run(const struct config *cfg, uint64_t start_ns, int out_fd)
     L.st[ST_END_NS] = now_ns();
 
 out:
-    /* Requests still in flight (stopped by --duration, --hold or a signal)
-     * are not counted: they neither succeeded nor failed. */
-    if (L.conns)
-        for (size_t i = 0; i < m; i++)
-            if (L.conns[i].fd >= 0)
-                close(L.conns[i].fd);
+    /* What the run ended on: requests still in flight failed (the server
+     * did not answer in time: the end of --hold), unless Ctrl-C cut them
+     * off; connects still in progress never completed. */
+    if (rc == 0)
+        for (size_t i = 0; i < m; i++) {
+            struct conn *c = &L.conns[i];
+            if (c->state == C_CONNECTING)
+                L.st[ST_CONN_PENDING]++;
+            if (c->in_flight) {
+                if (g_stop) {
+                    L.st[ST_CANCELLED] += c->in_flight;
+                } else {
+                    L.st[ST_ERR_UNANSWERED] += c->in_flight;
+                    L.st[ST_REQUESTS] += c->in_flight;
+                }
+            }
+            if (c->fd >= 0)
+                close(c->fd);
+        }
+    /* Every issued request ended exactly once. */
+    if (rc == 0 && L.st[ST_ISSUED] != L.st[ST_REQUESTS] + L.st[ST_CANCELLED]) {
+        fprintf(stderr, "forkload: internal error: %llu requests issued, %llu ended, "
+                "%llu cancelled\n", (unsigned long long)L.st[ST_ISSUED],
+                (unsigned long long)L.st[ST_REQUESTS], (unsigned long long)L.st[ST_CANCELLED]);
+    }
     if (L.ep >= 0)
         close(L.ep);
     if (rc == 0)

@@ -13,8 +13,15 @@
 
 #define FORKLOAD_VERSION "1.0"
 
-/* Per-client counters; the parent sums them. Every finished request lands in
- * exactly one of OK, 4XX, 5XX or one ERR_* counter, and in REQUESTS. */
+/* Per-client counters; the parent sums them. Every request that is issued
+ * ends in exactly one of three ways:
+ *   answered  - a complete 2xx-5xx response: OK, 4XX or 5XX
+ *   failed    - one ERR_* counter (transport errors, garbage, and requests
+ *               still unanswered when the run ended)
+ *   cancelled - still in flight when Ctrl-C stopped the run
+ * REQUESTS counts answered + failed. A request the server closed the
+ * connection on without answering (after saying it would) is sent again and
+ * still counts once. */
 enum stat_id {
     ST_REQUESTS,
     ST_OK,            /* 2xx and 3xx */
@@ -25,12 +32,21 @@ enum stat_id {
     ST_ERR_TIMEOUT,   /* connect or response took longer than --timeout */
     ST_ERR_MALFORMED, /* response violated HTTP/1.1 or was truncated */
     ST_ERR_OTHER,     /* anything else, including 1xx/6xx+ final statuses */
+    ST_ERR_UNANSWERED,/* issued, no answer when the run ended (--hold) */
+    ST_CANCELLED,     /* in flight when Ctrl-C stopped the run */
+    ST_ISSUED,        /* requests issued (a resend is not a new request) */
     ST_CONN_OPENED,
-    ST_CONN_FAILED,
+    ST_CONN_FAILED,   /* connects that failed, timeouts included */
+    ST_CONN_TIMEOUT,  /* ...of which timed out */
+    ST_CONN_PENDING,  /* connects still in progress when the run ended */
+    ST_RECONN_CLOSED, /* keep-alive: new connection, the server closed the last */
+    ST_RECONN_ERROR,  /* keep-alive: new connection, the last one failed */
     ST_BYTES,         /* bytes received, headers included */
     ST_END_NS,        /* CLOCK_MONOTONIC time the client stopped */
     ST_COUNT
 };
+#define ST_ERR_FIRST ST_ERR_REFUSED
+#define ST_ERR_LAST  ST_ERR_UNANSWERED
 
 struct config {
     const char *url;

@@ -69,7 +69,8 @@ static const char help_text[] =
 "        Requests per connection (default 1). Without --keep-alive every\n"
 "        request gets its own connection. Total: N * M * K requests.\n"
 "    --duration S\n"
-"        Keep sending for S seconds instead of a request count.\n"
+"        Keep sending for S seconds instead of a request count; then wait\n"
+"        (up to --timeout) for the answers still in flight.\n"
 "    -k, --keep-alive\n"
 "        Reuse connections for several requests.\n"
 "    --pipeline P\n"
@@ -88,35 +89,48 @@ static const char help_text[] =
 "        connection open (even ones the server closed) until S seconds after\n"
 "        the start. No 'Connection: close' is sent. This is the tutorial's\n"
 "        connection storm: watch the server's children and fds grow.\n"
+"        Requests not answered by then are failures (unanswered).\n"
 "    --json\n"
 "        Print the summary as one JSON object instead of text.\n"
 "    -h, --help\n"
 "        Show this help.  -V, --version: print the version.\n"
 "\n"
 "OUTPUT\n"
-"    Requests are counted once each: ok (2xx/3xx), 4xx, 5xx, or an error:\n"
-"    refused (connect refused/unreachable), reset (RST, or closed before any\n"
-"    byte of the response), timeout, malformed (bad or truncated response),\n"
-"    other. When a connection fails, every request in flight on it fails with\n"
-"    the same error. Latency is measured from when the request was issued\n"
-"    (including the connect for the first request of a connection) to the\n"
-"    last byte of its response, for completed responses only. Requests still\n"
-"    in flight when --duration or --hold ends, or on Ctrl-C, are not counted.\n"
-"    MB/s is 10^6 bytes per second of received bytes (headers included).\n"
-"    With a terminal on stderr, a progress line is printed every second\n"
-"    once a run has lasted 2 seconds.\n"
+"    Every request is counted once, as answered or failed. Answered: a\n"
+"    complete response with status 200-599, by class: ok (2xx/3xx), 4xx,\n"
+"    5xx. Failed (errors): refused (connect refused/unreachable), reset\n"
+"    (RST, or closed before any byte of the response), timeout (connect or\n"
+"    response slower than --timeout), malformed (not HTTP/1.1, or cut short),\n"
+"    other (e.g. a final 1xx or 6xx status), unanswered (sent, or waiting for\n"
+"    its connect, and still without an answer when --hold ended). When a\n"
+"    connection fails, every request in flight on it fails with the same\n"
+"    error. A request the server closed a keep-alive connection on without\n"
+"    answering (as it may) is sent again and still counts once.\n"
+"    Connections: opened, failed (of which timed out), never completed (still\n"
+"    connecting when the run ended), and with keep-alive the reconnects:\n"
+"    connections opened beyond one per --conns slot, because the server\n"
+"    closed the previous one or because it failed.\n"
+"    req/s counts answered requests only, over the whole run; MB/s is 10^6\n"
+"    bytes per second of everything received (headers included). Latency is\n"
+"    measured from when the request was issued (including the connect for the\n"
+"    first request of a connection) to the last byte of its response, for\n"
+"    answered requests. Requests in flight on Ctrl-C are reported as\n"
+"    cancelled and are neither answered nor failed. With a terminal on\n"
+"    stderr, a progress line is printed every second once a run has lasted\n"
+"    2 seconds.\n"
 "\n"
 "EXIT STATUS\n"
-"    0  every request succeeded (2xx/3xx)\n"
-"    1  some request failed (4xx, 5xx, error), none completed, or a client\n"
-"       process died\n"
-"    2  bad arguments\n"
+"    0  every request was answered (any status: 4xx and 5xx are answers,\n"
+"       counted per class in the summary)\n"
+"    1  some request failed (an error above), no request was answered at\n"
+"       all, or a client process died\n"
+"    2  bad arguments (one line on stderr)\n"
 "    Ctrl-C stops the run and prints the summary so far.\n"
 "\n"
 "EXAMPLES\n"
 "    forkload --clients 2 --conns 50 -k --duration 10 http://127.0.0.1:8080/\n"
 "    forkload --clients 20 --conns 100 --hold 5 http://localhost:8888/hello\n"
-"    forkload --json --conns 4 --requests 100 -k http://[::1]:8080/ | jq .\n";
+"    forkload --json --conns 4 --requests 100 -k http://127.0.0.1:8080/ | jq .\n";
 
 /* ------------------------------------------------------------ arguments */
 
@@ -496,7 +510,8 @@ static void progress_line(const struct child *ch, long n, double elapsed, uint64
 
 struct summary {
     uint64_t st[ST_COUNT];
-    uint64_t errors;
+    uint64_t errors, answered, reconnects;
+    int exit_status, incomplete; /* incomplete: a client died or never ran */
     double secs, rps, bps;
     uint64_t lat[6]; /* min p50 p90 p99 p99.9 max */
     double mean, stdev;
@@ -529,17 +544,24 @@ static void print_json(const struct config *cfg, const struct summary *s,
            "\"pipeline\": %ld, \"duration_sec\": %.6f, ",
            cfg->clients, cfg->conns, cfg->keepalive ? "true" : "false",
            cfg->pipeline, s->secs);
-    printf("\"requests\": %llu, \"ok\": %llu, \"status_4xx\": %llu, \"status_5xx\": %llu, ",
+    printf("\"requests\": %llu, \"ok\": %llu, \"status_4xx\": %llu, \"status_5xx\": %llu, "
+           "\"answered\": %llu, \"cancelled\": %llu, ",
            (unsigned long long)st[ST_REQUESTS], (unsigned long long)st[ST_OK],
-           (unsigned long long)st[ST_4XX], (unsigned long long)st[ST_5XX]);
+           (unsigned long long)st[ST_4XX], (unsigned long long)st[ST_5XX],
+           (unsigned long long)s->answered, (unsigned long long)st[ST_CANCELLED]);
     printf("\"errors\": {\"total\": %llu, \"refused\": %llu, \"reset\": %llu, "
-           "\"timeout\": %llu, \"malformed\": %llu, \"other\": %llu}, ",
+           "\"timeout\": %llu, \"malformed\": %llu, \"other\": %llu, \"unanswered\": %llu}, ",
            (unsigned long long)s->errors, (unsigned long long)st[ST_ERR_REFUSED],
            (unsigned long long)st[ST_ERR_RESET], (unsigned long long)st[ST_ERR_TIMEOUT],
-           (unsigned long long)st[ST_ERR_MALFORMED], (unsigned long long)st[ST_ERR_OTHER]);
-    printf("\"connections\": {\"opened\": %llu, \"failed\": %llu}, \"bytes\": %llu, ",
+           (unsigned long long)st[ST_ERR_MALFORMED], (unsigned long long)st[ST_ERR_OTHER],
+           (unsigned long long)st[ST_ERR_UNANSWERED]);
+    printf("\"connections\": {\"opened\": %llu, \"failed\": %llu, \"timed_out\": %llu, "
+           "\"never_completed\": %llu, \"reconnects\": {\"total\": %llu, "
+           "\"server_closed\": %llu, \"after_error\": %llu}}, \"bytes\": %llu, ",
            (unsigned long long)st[ST_CONN_OPENED], (unsigned long long)st[ST_CONN_FAILED],
-           (unsigned long long)st[ST_BYTES]);
+           (unsigned long long)st[ST_CONN_TIMEOUT], (unsigned long long)st[ST_CONN_PENDING],
+           (unsigned long long)s->reconnects, (unsigned long long)st[ST_RECONN_CLOSED],
+           (unsigned long long)st[ST_RECONN_ERROR], (unsigned long long)st[ST_BYTES]);
     printf("\"requests_per_sec\": %.2f, \"bytes_per_sec\": %.2f, ", s->rps, s->bps);
     printf("\"latency_us\": {\"min\": %llu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, "
            "\"p999\": %llu, \"max\": %llu, \"mean\": %.1f, \"stdev\": %.1f}, ",
@@ -551,8 +573,8 @@ static void print_json(const struct config *cfg, const struct summary *s,
            (unsigned long long)s->cmin, (unsigned long long)s->cmax, s->cmean, s->spread);
     for (long i = 0; i < cfg->clients; i++)
         printf("%s%llu", i ? ", " : "", (unsigned long long)ch[i].st[ST_REQUESTS]);
-    printf("]}, \"interrupted\": %s, \"clients_died\": %d}\n",
-           interrupted ? "true" : "false", died);
+    printf("]}, \"interrupted\": %s, \"clients_died\": %d, \"exit_status\": %d}\n",
+           interrupted ? "true" : "false", died, s->exit_status);
 }
 
 static void print_human(const struct config *cfg, const struct summary *s, int interrupted,
@@ -572,15 +594,26 @@ static void print_human(const struct config *cfg, const struct summary *s, int i
            (unsigned long long)st[ST_REQUESTS], (unsigned long long)st[ST_OK],
            (unsigned long long)st[ST_4XX], (unsigned long long)st[ST_5XX],
            (unsigned long long)s->errors);
-    printf("  Errors:       refused %llu, reset %llu, timeout %llu, malformed %llu, other %llu\n",
+    printf("  Errors:       refused %llu, reset %llu, timeout %llu, malformed %llu, other %llu, "
+           "unanswered %llu\n",
            (unsigned long long)st[ST_ERR_REFUSED], (unsigned long long)st[ST_ERR_RESET],
            (unsigned long long)st[ST_ERR_TIMEOUT], (unsigned long long)st[ST_ERR_MALFORMED],
-           (unsigned long long)st[ST_ERR_OTHER]);
-    printf("  Connections:  %llu opened, %llu failed\n", (unsigned long long)st[ST_CONN_OPENED],
-           (unsigned long long)st[ST_CONN_FAILED]);
+           (unsigned long long)st[ST_ERR_OTHER], (unsigned long long)st[ST_ERR_UNANSWERED]);
+    if (st[ST_CANCELLED])
+        printf("  Cancelled:    %llu requests in flight when interrupted (not counted)\n",
+               (unsigned long long)st[ST_CANCELLED]);
+    printf("  Connections:  %llu opened, %llu failed (%llu timed out), %llu never completed\n",
+           (unsigned long long)st[ST_CONN_OPENED], (unsigned long long)st[ST_CONN_FAILED],
+           (unsigned long long)st[ST_CONN_TIMEOUT], (unsigned long long)st[ST_CONN_PENDING]);
+    if (cfg->keepalive || cfg->hold > 0)
+        printf("  Reconnects:   %llu beyond the %llu asked for (%llu: server closed the "
+               "keep-alive connection, %llu: after an error)\n",
+               (unsigned long long)s->reconnects,
+               (unsigned long long)cfg->clients * (unsigned long long)cfg->conns,
+               (unsigned long long)st[ST_RECONN_CLOSED], (unsigned long long)st[ST_RECONN_ERROR]);
     printf("  Duration:     %.3f s\n", s->secs);
-    printf("  Throughput:   %.2f req/s, %.2f MB/s (%llu bytes)\n", s->rps, s->bps / 1e6,
-           (unsigned long long)st[ST_BYTES]);
+    printf("  Throughput:   %.2f req/s (answered), %.2f MB/s (%llu bytes)\n", s->rps,
+           s->bps / 1e6, (unsigned long long)st[ST_BYTES]);
     printf("  Latency (us): min %llu, p50 %llu, p90 %llu, p99 %llu, p99.9 %llu, max %llu "
            "(mean %.1f, stdev %.1f)\n",
            (unsigned long long)s->lat[0], (unsigned long long)s->lat[1],
@@ -591,6 +624,18 @@ static void print_human(const struct config *cfg, const struct summary *s, int i
     if (died)
         printf("  WARNING:      %d client process%s died; their counts are missing\n", died,
                died == 1 ? "" : "es");
+    if (s->exit_status == 0)
+        printf("  Result:       all %llu requests answered (exit 0)\n",
+               (unsigned long long)s->answered);
+    else if (s->incomplete)
+        printf("  Result:       FAILED: not every client process reported (exit %d)\n",
+               s->exit_status);
+    else if (s->errors == 0)
+        printf("  Result:       FAILED: no request answered (exit %d)\n", s->exit_status);
+    else
+        printf("  Result:       FAILED: %llu of %llu requests failed (exit %d)\n",
+               (unsigned long long)s->errors, (unsigned long long)st[ST_REQUESTS],
+               s->exit_status);
 }
 
 int main(int argc, char **argv)
@@ -864,10 +909,13 @@ int main(int argc, char **argv)
         s.cmin = 0;
     s.cmean = started ? s.cmean / (double)started : 0;
     s.spread = s.cmean > 0 ? 100.0 * (double)(s.cmax - s.cmin) / s.cmean : 0;
-    for (int k = ST_ERR_REFUSED; k <= ST_ERR_OTHER; k++)
+    for (int k = ST_ERR_FIRST; k <= ST_ERR_LAST; k++)
         s.errors += s.st[k];
+    s.answered = s.st[ST_OK] + s.st[ST_4XX] + s.st[ST_5XX];
+    s.reconnects = s.st[ST_RECONN_CLOSED] + s.st[ST_RECONN_ERROR];
     s.secs = (double)(end - start) / 1e9;
-    s.rps = s.secs > 0 ? (double)s.st[ST_REQUESTS] / s.secs : 0;
+    /* Only answers count as throughput: failures are not work done. */
+    s.rps = s.secs > 0 ? (double)s.answered / s.secs : 0;
     s.bps = s.secs > 0 ? (double)s.st[ST_BYTES] / s.secs : 0;
     static const double pct[] = { 50, 90, 99, 99.9 };
     s.lat[0] = h->total ? h->min : 0;
@@ -877,6 +925,11 @@ int main(int argc, char **argv)
     s.mean = hist_mean(h);
     s.stdev = hist_stdev(h);
 
+    /* Exit status: 1 when anything failed at the transport level (4xx/5xx
+     * are answers), when nothing was answered, or when a client's counts
+     * are missing. */
+    s.incomplete = died || fork_failed;
+    s.exit_status = s.incomplete || s.errors > 0 || s.answered == 0 ? 1 : 0;
     int interrupted = g_signals > 0;
     if (cfg.json)
         print_json(&cfg, &s, ch, interrupted, died);
@@ -884,12 +937,10 @@ int main(int argc, char **argv)
         print_human(&cfg, &s, interrupted, died);
     fflush(stdout);
 
-    int failed = died || fork_failed || s.st[ST_REQUESTS] == 0 ||
-                 s.st[ST_OK] != s.st[ST_REQUESTS];
     free(ch);
     free(h);
     free(cfg.req);
     free(cfg.reqs);
     free(cfg.host_header);
-    return failed ? 1 : 0;
+    return s.exit_status;
 }
