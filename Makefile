@@ -1,6 +1,8 @@
 # forkhttpd - the only build.
 #   make            build/forkhttpd, build/forkload, build/hello.so (and the other apps)
-#   make run        build and serve the demo site in www/ on http://localhost:8888
+#   make run        build and serve the demo site in www/ on http://127.0.0.1:8888
+#                   (make run HOST=0.0.0.0 PORT=8080: another address or port)
+#   make install    PREFIX=/usr/local, DESTDIR= (staging): binaries, apps, wsgi.so
 #   make test       install what the tests need, build, run every test (also under ASan+UBSan)
 #   make bench      forkhttpd next to nginx (a benchmark, never part of make test)
 #   make fuzz       run the libFuzzer drivers for a while
@@ -17,7 +19,15 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
           -Wmissing-prototypes -Wformat=2 -Wvla -Wcast-qual -Wwrite-strings \
           -Wno-unused-parameter
 CFLAGS += -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP
-LDLIBS += -ldl
+LDLIBS += -ldl -lssl -lcrypto -lz -lbrotlienc
+
+# HTTPS (src/tls.c) needs OpenSSL 3's headers: say which package, not a
+# compiler error (not for clean, deps and test: test installs it first).
+ifeq ($(filter clean deps test,$(MAKECMDGOALS)),)
+  ifeq ($(wildcard /usr/include/openssl/ssl.h),)
+    $(error OpenSSL headers not found: install Debian's libssl-dev (apt-get install libssl-dev), or run make deps)
+  endif
+endif
 
 ifeq ($(SANITIZE),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -41,7 +51,7 @@ PYCONFIG := /usr/bin/python3.11-config
 WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
 
 
-.PHONY: all run run-wsgi test unit integration deps bench fuzz clean
+.PHONY: all run run-wsgi install test unit integration deps bench fuzz clean
 all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
@@ -75,9 +85,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) | $(BUILD)/tests
 $(BUILD) $(BUILD)/obj $(BUILD)/obj/forkload $(BUILD)/tests:
 	mkdir -p $@
 
+# make run/run-wsgi HOST=... PORT=...: only from the command line (a shell's
+# $$HOST is often the machine's name). Loopback by default: the demo mounts
+# /app/environ, which shows the server's environment to whoever asks.
+ifneq ($(origin HOST),command line)
+  HOST := 127.0.0.1
+endif
+ifneq ($(origin PORT),command line)
+  PORT := 8888
+endif
+
 # The demo site: static files, the example C apps, CGI programs.
 run: all
-	$(BUILD)/forkhttpd --root www --port 8888 --access-log - --autoindex \
+	$(BUILD)/forkhttpd --root www --host $(HOST) --port $(PORT) --access-log - --autoindex \
 	  --app /app/hello=$(BUILD)/hello.so:app \
 	  --app /app/echo=$(BUILD)/echo.so:app \
 	  --app /app/environ=$(BUILD)/environ.so:app \
@@ -86,12 +106,38 @@ run: all
 # The tutorial's Pyramid, Flask and Django apps (needs build/wsgi.so:
 # libpython3.11-dev, python3-flask, python3-pyramid, python3-django).
 run-wsgi: all
-	$(BUILD)/forkhttpd --root www --port 8888 --access-log - --pythonpath apps/python \
+	$(BUILD)/forkhttpd --root www --host $(HOST) --port $(PORT) --access-log - --pythonpath apps/python \
 	  --wsgi /flask=flaskapp:app --wsgi /pyramid=pyramidapp:app \
 	  --wsgi /django=djangoapp.wsgi:application --wsgi /wsgi=hello:app
 
 deps:
 	@scripts/deps.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging dir]. The server finds
+# wsgi.so next to its own binary (/proc/self/exe, links resolved): the binary
+# and the .so files live in PREFIX/lib/forkhttpd, PREFIX/bin/forkhttpd is a
+# link to it. The example apps go to PREFIX/lib/forkhttpd (C) and
+# PREFIX/share/forkhttpd (Python, CGI, the service files in contrib/); the
+# README and docs/ to PREFIX/share/doc/forkhttpd.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR   = $(DESTDIR)$(PREFIX)/lib/forkhttpd
+SHAREDIR = $(DESTDIR)$(PREFIX)/share/forkhttpd
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(LIBDIR) $(DESTDIR)$(PREFIX)/include \
+	  $(SHAREDIR)/python/djangoapp $(SHAREDIR)/cgi-bin $(SHAREDIR)/contrib
+	install -m 755 $(BUILD)/forkhttpd $(LIBDIR)/forkhttpd
+	ln -sf ../lib/forkhttpd/forkhttpd $(DESTDIR)$(PREFIX)/bin/forkhttpd
+	install -m 755 $(BUILD)/forkload $(DESTDIR)$(PREFIX)/bin/forkload
+	install -m 644 $(APPS) $(WSGI_SO) $(LIBDIR)/
+	install -m 644 include/forkhttpd_app.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 apps/python/*.py $(SHAREDIR)/python/
+	install -m 644 apps/python/djangoapp/*.py $(SHAREDIR)/python/djangoapp/
+	install -m 755 examples/cgi-bin/* $(SHAREDIR)/cgi-bin/
+	install -m 644 contrib/* $(SHAREDIR)/contrib/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/forkhttpd/docs
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/forkhttpd/
+	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/forkhttpd/docs/
 
 # The C unit tests, and the include graph's layer order (scripts/check_layers.py).
 unit: all

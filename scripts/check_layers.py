@@ -13,10 +13,12 @@ import sys
 
 LAYERS = [
     # libc only: the clock, logging, sockets, signals, the pure request parser
-    ("base", ["clock", "log", "net", "sig", "sigsafe", "confine", "http_parse", "forkhttpd_app"]),
+    # (owned_hdr: the table of fields the server owns, pure; config checks --header with it)
+    ("base", ["clock", "log", "net", "sig", "sigsafe", "confine", "http_parse", "forkhttpd_app",
+              "owned_hdr"]),
     # the options (validated with the parser) and the shared counters
-    ("config", ["config", "scoreboard"]),
-    ("resp/parse", ["cgi_head", "owned_hdr", "environ", "resp", "http_resp"]),
+    ("config", ["config", "scoreboard", "mime"]),
+    ("resp/parse", ["cgi_head", "environ", "resp", "http_resp", "accept_enc", "compress"]),
     ("handlers", ["handler", "h_static", "h_cgi", "h_app", "h_status", "app_*", "wsgi*"]),
     ("router", ["router"]),
     ("conn", ["conn", "transport", "tls", "transport_*", "proxy*"]),

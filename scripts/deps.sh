@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(make gcc clang libclang-rt-14-dev python3 python3-pytest curl wget git perl procps)
+pkgs=(make gcc clang libclang-rt-14-dev python3 python3-pytest curl wget git perl procps
+      libssl-dev openssl) # HTTPS: the library, and the CLI the TLS tests make certificates with
+# static sites: --compress (zlib, brotli) and the types of /etc/mime.types
+pkgs+=(zlib1g-dev libbrotli-dev media-types)
 # gateways' tests may list more (one package per line)
 for f in scripts/deps-*.txt; do
     [ -f "$f" ] || continue

@@ -288,6 +288,11 @@ static const char *api_env(fh_req *r, const char *name)
         int f = env_find_var(q->rq->h, name);
         return f >= 0 ? env_http(q, f) : NULL;
     }
+    for (int i = 0; q->rq->tls && i < ENV_TLS_VARS; i++) { /* HTTPS=on, SSL_* (environ.h) */
+        const char *n, *v = env_tls_var(q->rq->tls, i, &n);
+        if (!strcmp(name, n))
+            return v;
+    }
     for (int e = 0; e < E_COUNT; e++)
         if (!strcmp(name, env_names[e]))
             return env_fixed(q, e);

@@ -10,11 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "http_parse.h"
 #include "log.h"
+#include "mime.h"
+#include "owned_hdr.h"
+#include "net.h"
 
 struct config cfg;
 
@@ -22,20 +26,35 @@ static const char usage_text[] =
     "usage: forkhttpd [options]\n"
     "\n"
     "A small, strict HTTP/1.1 server; the \"Let's Build A Web Server\" tutorial grown up.\n"
+    "Every option applies to every --model unless it names the models it applies to.\n"
     "\n"
     "Listening\n"
     "  --host H               address to bind (default 0.0.0.0; '::' for IPv6)\n"
     "  --port P               TCP port (default 8888; 0 = any free port, printed at start)\n"
     "  --backlog N            listen queue length (default 1024)\n"
+    "  --listen H:P[/tls]     one more listener, plain or HTTPS (repeatable; [::1]:P for IPv6)\n"
+    "\n"
+    "HTTPS (docs/tls.md)\n"
+    "  --tls-cert FILE        PEM certificate (leaf, then intermediates): --host/--port\n"
+    "                         speaks HTTPS; repeatable in pairs, SNI picks, the first is the default\n"
+    "  --tls-key FILE         the PEM private key of the --tls-cert before it\n"
+    "  --tls-protocols LIST   TLSv1.2,TLSv1.3 (the default; older ones are refused)\n"
+    "  --tls-ciphers LIST     TLS 1.2 suites, OpenSSL syntax (default: Mozilla intermediate,\n"
+    "                         forward-secret AEAD only)\n"
+    "  --redirect-https       plain listeners answer 308 to the first HTTPS listener\n"
     "\n"
     "Concurrency\n"
     "  --model M              iterative | fork | prefork | event (default event)\n"
     "  --workers N            worker processes for prefork/event (default: CPUs)\n"
     "  --max-workers N        prefork: grow the pool up to N (default 256)\n"
-    "  --max-conns N          event: connections per worker; fork: children (default 4096)\n"
+    "  --max-conns N          event: connections per worker; fork: children; iterative,\n"
+    "                         prefork: ignored (default 4096)\n"
     "  --grace S              graceful stop: seconds to finish requests (default 10)\n"
     "  --accept exclusive|reuseport  event: one shared listener woken with EPOLLEXCLUSIVE\n"
     "                         (default), or a SO_REUSEPORT listener per worker\n"
+    "  --lesson BUG           fork: deliberately re-introduce one bug of the tutorial, to\n"
+    "                         see it: keep-dup-fd, no-reap, reap-once or no-eintr-retry\n"
+    "                         (docs/tutorial.md; for teaching only, off by default)\n"
     "\n"
     "Content\n"
     "  --root DIR             document root for static files (default .)\n"
@@ -71,7 +90,9 @@ static const char usage_text[] =
     "  --pid-file FILE        write the master's PID there (removed at exit)\n"
     "  --error-log FILE       send stderr (time-stamped log lines, CGI/app stderr) to FILE;\n"
     "                         reopened on SIGUSR1\n"
-    "  --unix PATH            listen on a UNIX socket instead of --host/--port\n"
+    "  --unix PATH            listen on a UNIX socket instead of --host/--port; with --user\n"
+    "                         it is owned by --user/--group; removed at exit\n"
+    "  --unix-mode MODE       permissions of the --unix socket, octal (default 0660)\n"
     "  (systemd socket activation: with LISTEN_FDS=1 the inherited fd 3 is the listener)\n"
     "\n"
     "Logging\n"
@@ -80,7 +101,13 @@ static const char usage_text[] =
     "                         start, stop, restart) or debug (= --verbose)\n"
     "  --verbose              narrate accept/fork/reap and request/response heads\n"
     "  --quiet                only errors on stderr (= --log-level error)\n"
-    "  --help, --version\n";
+    "  -h, --help, --version\n"
+    "\n"
+    "Signals (to the PID in --pid-file, or the process started)\n"
+    "  TERM, INT              graceful stop: finish in-flight requests (up to --grace), exit 0\n"
+    "  HUP                    prefork, event: graceful restart of the workers (iterative,\n"
+    "                         fork: ignored)\n"
+    "  USR1                   reopen --access-log and --error-log (after rotating them)\n";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void usage_error(const char *fmt, ...)
@@ -90,6 +117,9 @@ static void usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    for (char *p = msg; *p; p++) /* one line, whatever the argument held */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     fprintf(stderr, "forkhttpd: %s (try --help)\n", msg);
     exit(2);
 }
@@ -168,6 +198,7 @@ static void parse_cgi(const char *arg)
         usage_error("--cgi: expected PREFIX=DIR: '%s'", arg);
     struct mount *m = add_mount("--cgi");
     m->kind = MOUNT_CGI;
+    m->ops = &mount_ops_cgi;
     m->prefix = clean_prefix("--cgi", arg, (size_t)(eq - arg));
     m->prefix_len = strlen(m->prefix);
     m->dir = resolve_dir("--cgi", eq + 1);
@@ -204,6 +235,7 @@ static void parse_wsgi(const char *arg)
     }
     struct mount *m = add_mount("--wsgi");
     m->kind = MOUNT_APP;
+    m->ops = &mount_ops_app;
     m->prefix = eq ? clean_prefix("--wsgi", arg, (size_t)(eq - arg)) : strdup("/");
     m->prefix_len = m->prefix ? strlen(m->prefix) : 0;
     m->file = strdup(exe);
@@ -214,6 +246,114 @@ static void parse_wsgi(const char *arg)
     if (!m->prefix || !m->file || !m->symbol || !m->arg || !m->label)
         die(2, "out of memory");
     snprintf(m->label, ll, "wsgi %s", spec);
+}
+
+/* A path inside the static root for --error-page and --fallback: "/x/y"
+ * (plain: no '..', '%', '//', no dotfile segment), returned without its
+ * leading '/'. */
+static char *root_path(const char *opt, const char *arg, const char *path)
+{
+    char canon[1024];
+    size_t len = strlen(path);
+    int cn = len ? http_normalize_path(path, len, canon, sizeof canon) : -1;
+    if (cn < 2 || (size_t)cn != len || memcmp(canon, path, len) != 0 || strpbrk(path, "%?#") ||
+        path[len - 1] == '/' || strstr(path, "/."))
+        usage_error("%s: expected a file's path in the root, like /index.html: '%s'", opt, arg);
+    char *s = strdup(path + 1);
+    if (!s)
+        die(2, "out of memory");
+    return s;
+}
+
+static void parse_error_page(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    char code[8];
+    if (!eq || eq - arg != 3)
+        usage_error("--error-page: expected CODE=PATH (CODE 400..599): '%s'", arg);
+    snprintf(code, sizeof code, "%.3s", arg);
+    char *end;
+    long st = strtol(code, &end, 10);
+    if (*end || st < 400 || st > 599 || code[0] == '+' || code[0] == '-' || code[0] == ' ')
+        usage_error("--error-page: expected CODE=PATH (CODE 400..599): '%s'", arg);
+    char *path = root_path("--error-page", arg, eq + 1);
+    struct error_page *e = NULL;
+    for (int i = 0; i < cfg.nerror_pages; i++)
+        if (cfg.error_pages[i].status == (int)st)
+            e = &cfg.error_pages[i]; /* the last one for a code wins */
+    if (!e) {
+        struct error_page *n = realloc(cfg.error_pages, (size_t)(cfg.nerror_pages + 1) * sizeof *n);
+        if (!n)
+            die(2, "out of memory");
+        cfg.error_pages = n;
+        e = &n[cfg.nerror_pages++];
+        e->path = NULL;
+    }
+    free(e->path);
+    e->status = (int)st;
+    e->path = path;
+}
+
+/* The fields --header may not set: the core's own (owned_hdr.c), and those
+ * the static handler writes from the file (docs/static.md). */
+static int static_owned(const char *name, size_t len)
+{
+    static const char *const mine[] = {
+        "Content-Length", "Content-Type", "Content-Encoding", "Content-Range", "ETag",
+        "Last-Modified", "Accept-Ranges", "Vary", "Allow", "Location",
+    };
+    if (owned_hdr_find(name, len) >= 0)
+        return 1;
+    for (size_t i = 0; i < sizeof mine / sizeof mine[0]; i++)
+        if (strlen(mine[i]) == len && strncasecmp(name, mine[i], len) == 0)
+            return 1;
+    return 0;
+}
+
+static void parse_static_header(const char *arg)
+{
+    const char *spec = arg, *prefix = "/";
+    size_t plen = 1;
+    const char *colon = strchr(arg, ':');
+    const char *eq = strchr(arg, '=');
+    if (arg[0] == '/' && eq && (!colon || eq < colon)) {
+        prefix = arg;
+        plen = (size_t)(eq - arg);
+        spec = eq + 1;
+    }
+    colon = strchr(spec, ':');
+    if (!colon || colon == spec)
+        usage_error("--header: expected [PREFIX=]'Name: value': '%s'", arg);
+    size_t nlen = (size_t)(colon - spec);
+    for (size_t i = 0; i < nlen; i++)
+        if (!http_is_tchar((unsigned char)spec[i]))
+            usage_error("--header: not a field name: '%.*s'", (int)nlen, spec);
+    if (static_owned(spec, nlen))
+        usage_error("--header: '%.*s' is written by the server itself", (int)nlen, spec);
+    const char *v = colon + 1, *ve = v + strlen(v);
+    while (*v == ' ' || *v == '\t')
+        v++;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+        ve--;
+    for (const char *q = v; q < ve; q++)
+        if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+            usage_error("--header: a control character in the value of '%.*s'", (int)nlen, spec);
+    if (ve - v > 1000)
+        usage_error("--header: the value of '%.*s' is too long (1000 bytes at most)", (int)nlen,
+                    spec);
+    struct static_header *n =
+        realloc(cfg.static_headers, (size_t)(cfg.nstatic_headers + 1) * sizeof *n);
+    if (!n)
+        die(2, "out of memory");
+    cfg.static_headers = n;
+    struct static_header *h = &n[cfg.nstatic_headers++];
+    h->prefix = clean_prefix("--header", prefix, plen);
+    h->prefix_len = strlen(h->prefix);
+    size_t ll = nlen + 2 + (size_t)(ve - v) + 3;
+    h->line = malloc(ll);
+    if (!h->line)
+        die(2, "out of memory");
+    h->line_len = (size_t)snprintf(h->line, ll, "%.*s: %.*s\r\n", (int)nlen, spec, (int)(ve - v), v);
 }
 
 static void add_pythonpath(const char *dir)
@@ -281,6 +421,7 @@ static void parse_app(const char *arg)
         usage_error("--app: expected [PREFIX=]FILE.so:SYMBOL: '%s'", arg);
     struct mount *m = add_mount("--app");
     m->kind = MOUNT_APP;
+    m->ops = &mount_ops_app;
     m->prefix = eq ? clean_prefix("--app", arg, (size_t)(eq - arg)) : strdup("/");
     m->prefix_len = strlen(m->prefix);
     m->file = strndup(spec, (size_t)(colon - spec));
@@ -296,6 +437,19 @@ enum {
     O_WTO,
     O_GRACE, O_MAXBODY, O_MAXHEAD, O_MAXLINE, O_MAXHEADERS, O_MAXKA, O_CGITO, O_CGIMAX, O_HELP, O_VERSION,
     O_WSGI, O_PYTHONPATH, O_CHDIR, O_PRELOAD,
+};
+enum { O_TLSCERT = 400, O_TLSKEY, O_LISTEN, O_REDIRHTTPS, O_TLSPROTOS, O_TLSCIPHERS };
+enum { O_UNIXMODE = 500 };
+enum { O_LESSON = 900 };
+enum { O_PRECOMP = 600, O_COMPRESS, O_COMPMIN, O_COMPCACHE, O_HEADER, O_ERRPAGE, O_FALLBACK,
+       O_MIME, O_DEFTYPE };
+
+/* --lesson values, in enum lesson order (config.h) */
+static const char *const lesson_names[] = {
+    [LESSON_KEEP_DUP_FD] = "keep-dup-fd",
+    [LESSON_NO_REAP] = "no-reap",
+    [LESSON_REAP_ONCE] = "reap-once",
+    [LESSON_NO_EINTR_RETRY] = "no-eintr-retry",
 };
 
 static const struct option options[] = {
@@ -340,6 +494,23 @@ static const struct option options[] = {
     {"pid-file", required_argument, 0, O_PIDFILE},
     {"error-log", required_argument, 0, O_ERRORLOG},
     {"unix", required_argument, 0, O_UNIX},
+    {"unix-mode", required_argument, 0, O_UNIXMODE},
+    {"lesson", required_argument, 0, O_LESSON},
+    {"precompressed", no_argument, 0, O_PRECOMP},
+    {"compress", no_argument, 0, O_COMPRESS},
+    {"compress-min", required_argument, 0, O_COMPMIN},
+    {"compress-cache", required_argument, 0, O_COMPCACHE},
+    {"header", required_argument, 0, O_HEADER},
+    {"error-page", required_argument, 0, O_ERRPAGE},
+    {"fallback", required_argument, 0, O_FALLBACK},
+    {"mime", required_argument, 0, O_MIME},
+    {"default-type", required_argument, 0, O_DEFTYPE},
+    {"tls-cert", required_argument, 0, O_TLSCERT},
+    {"tls-key", required_argument, 0, O_TLSKEY},
+    {"listen", required_argument, 0, O_LISTEN},
+    {"redirect-https", no_argument, 0, O_REDIRHTTPS},
+    {"tls-protocols", required_argument, 0, O_TLSPROTOS},
+    {"tls-ciphers", required_argument, 0, O_TLSCIPHERS},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
     {0, 0, 0, 0},
@@ -369,11 +540,14 @@ void config_parse(int argc, char **argv)
     cfg.max_keepalive_requests = 10000;
     cfg.cgi_timeout = 60000;
     cfg.cgi_max = 32;
+    cfg.unix_mode = 0660;
+    cfg.compress_min = 256;
+    cfg.compress_cache = 16 << 20;
 
     int workers_set = 0;
     opterr = 0; /* we print our own one-line errors */
     int c;
-    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (c) {
         case O_HOST: cfg.host = optarg; break;
         case O_PORT: cfg.port = (int)parse_int("--port", optarg, 0, 65535); break;
@@ -418,6 +592,7 @@ void config_parse(int argc, char **argv)
         case O_STATUS: {
             struct mount *m = add_mount("--status");
             m->kind = MOUNT_STATUS;
+            m->ops = &mount_ops_status;
             m->prefix = clean_prefix("--status", optarg, strlen(optarg));
             m->prefix_len = strlen(m->prefix);
             /* the page answers only its canonical spelling (h_status.c) */
@@ -444,6 +619,68 @@ void config_parse(int argc, char **argv)
         case O_PIDFILE: cfg.pid_file = optarg; break;
         case O_ERRORLOG: cfg.error_log = optarg; break;
         case O_UNIX: cfg.unix_path = optarg; break;
+        case O_UNIXMODE: {
+            char *end;
+            errno = 0;
+            long mode = strtol(optarg, &end, 8);
+            if (errno || end == optarg || *end || mode < 0 || mode > 0777 || optarg[0] == '-' ||
+                optarg[0] == '+' || optarg[0] == ' ')
+                usage_error("--unix-mode: not an octal mode in 0..0777: '%s'", optarg);
+            cfg.unix_mode = (int)mode;
+            break;
+        }
+        case O_PRECOMP: cfg.precompressed = 1; break;
+        case O_COMPRESS: cfg.compress = 1; break;
+        case O_COMPMIN: cfg.compress_min = parse_int("--compress-min", optarg, 0, 1 << 30); break;
+        case O_COMPCACHE: cfg.compress_cache = parse_int("--compress-cache", optarg, 0, (int64_t)1 << 40); break;
+        case O_HEADER: parse_static_header(optarg); break;
+        case O_ERRPAGE: parse_error_page(optarg); break;
+        case O_FALLBACK:
+            free(cfg.fallback); /* the last one wins */
+            cfg.fallback = root_path("--fallback", optarg, optarg);
+            break;
+        case O_MIME: {
+            const char *eq = strchr(optarg, '=');
+            char ext[64];
+            if (!eq || (size_t)(eq - optarg) >= sizeof ext)
+                usage_error("--mime: expected EXT=TYPE: '%s'", optarg);
+            snprintf(ext, sizeof ext, "%.*s", (int)(eq - optarg), optarg);
+            if (mime_set(ext, eq + 1) < 0)
+                usage_error("--mime: expected EXT=TYPE (an extension of letters and digits, a "
+                            "type/subtype): '%s'", optarg);
+            break;
+        }
+        case O_DEFTYPE:
+            if (mime_set_default(optarg) < 0)
+                usage_error("--default-type: not a type/subtype: '%s'", optarg);
+            break;
+        case O_LESSON:
+            cfg.lesson = LESSON_NONE;
+            for (int i = 1; i < (int)(sizeof lesson_names / sizeof lesson_names[0]); i++)
+                if (strcmp(optarg, lesson_names[i]) == 0)
+                    cfg.lesson = i;
+            if (cfg.lesson == LESSON_NONE)
+                usage_error("--lesson: '%s' is not one of keep-dup-fd, no-reap, reap-once, "
+                            "no-eintr-retry", optarg);
+            cfg.lesson_name = lesson_names[cfg.lesson];
+            break;
+        case O_TLSCERT:
+            if (cfg.ntls_cert == FH_MAX_CERTS)
+                usage_error("--tls-cert: at most %d certificates", FH_MAX_CERTS);
+            if (cfg.ntls_cert != cfg.ntls_key)
+                usage_error("--tls-cert %s: the --tls-cert before it has no --tls-key", optarg);
+            cfg.tls_cert[cfg.ntls_cert++] = optarg;
+            break;
+        case O_TLSKEY:
+            if (cfg.ntls_key >= cfg.ntls_cert)
+                usage_error("--tls-key %s: give its --tls-cert first (they come in pairs)", optarg);
+            cfg.tls_key[cfg.ntls_key++] = optarg;
+            break;
+        case O_LISTEN: net_listen_spec(optarg); break;
+        case O_REDIRHTTPS: cfg.redirect_https = 1; break;
+        case O_TLSPROTOS: cfg.tls_protocols = optarg; break;
+        case O_TLSCIPHERS: cfg.tls_ciphers = optarg; break;
+        case 'h': /* -h: the one short option, an alias of --help */
         case O_HELP: fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("forkhttpd %s\n", FH_VERSION); exit(0);
         case ':':
@@ -457,16 +694,26 @@ void config_parse(int argc, char **argv)
         usage_error("unexpected argument '%s'", argv[optind]);
     if (cfg.verbose && cfg.quiet)
         usage_error("--verbose and --quiet exclude each other");
+    if (cfg.lesson && strcmp(cfg.model, "fork") != 0)
+        usage_error("--lesson applies to --model fork only, not to --model %s", cfg.model);
     if (cfg.max_line > cfg.max_head)
         cfg.max_line = cfg.max_head;
     if (cfg.max_workers < cfg.workers)
         cfg.max_workers = cfg.workers;
     cfg.workers_set = workers_set;
+    if (cfg.ntls_cert != cfg.ntls_key)
+        usage_error("--tls-cert %s: needs its --tls-key", cfg.tls_cert[cfg.ntls_cert - 1]);
+    if (net_spec_wants_tls() && !cfg.ntls_cert)
+        usage_error("--listen .../tls needs --tls-cert and --tls-key");
+    if (cfg.redirect_https && !cfg.ntls_cert)
+        usage_error("--redirect-https needs an HTTPS listener (--tls-cert and --tls-key)");
     wsgi_finish();
+    mime_load("/etc/mime.types"); /* Debian's media-types; the built-ins without it */
 
     /* The static root is the fallback mount "/" (router.c: longest prefix wins). */
     struct mount *m = add_mount("--root");
     m->kind = MOUNT_STATIC;
+    m->ops = &mount_ops_static;
     m->prefix = strdup("/");
     m->prefix_len = 1;
     m->dir = resolve_dir("--root", cfg.root);
@@ -492,4 +739,19 @@ void config_free(void)
     cfg.pythonpath = NULL;
     free(cfg.chdir);
     cfg.chdir = NULL;
+    for (int i = 0; i < cfg.nstatic_headers; i++) {
+        free(cfg.static_headers[i].prefix);
+        free(cfg.static_headers[i].line);
+    }
+    free(cfg.static_headers);
+    cfg.static_headers = NULL;
+    cfg.nstatic_headers = 0;
+    for (int i = 0; i < cfg.nerror_pages; i++)
+        free(cfg.error_pages[i].path);
+    free(cfg.error_pages);
+    cfg.error_pages = NULL;
+    cfg.nerror_pages = 0;
+    free(cfg.fallback);
+    cfg.fallback = NULL;
+    mime_free();
 }

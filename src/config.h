@@ -8,6 +8,7 @@
 #define FH_VERSION "0.1.0"
 #define FH_SERVER "forkhttpd/" FH_VERSION
 #define FH_MAX_MOUNTS 32
+#define FH_MAX_CERTS 16
 
 enum mount_kind { MOUNT_STATIC, MOUNT_CGI, MOUNT_APP, MOUNT_STATUS };
 
@@ -20,9 +21,30 @@ enum app_start {
                           an app that cannot start stops the server (--wsgi) */
 };
 
+struct mount;
+struct request;
+struct response;
+
+/* What a kind of mount does, as data: one const table per kind, defined in
+ * router.c (above the handlers) and pointed to by struct mount's ops, set
+ * where config.c makes the mount. The type lives here, below the handlers,
+ * so config.c can name the tables without including anything above it. A
+ * new kind is a table and a line in config.c; nothing switches on the kind. */
+struct mount_ops {
+    const char *name; /* "static", "cgi", "app", "status" (status page, logs) */
+    int wants_body;   /* the body is spooled and given to the handler (else dropped) */
+    void (*call)(const struct request *req, struct response *resp);
+    /* One line on what serves the prefix (a directory, FILE.so:SYMBOL...) into
+     * buf (always NUL-terminated): the status page's mount table. */
+    void (*describe)(const struct mount *m, char *buf, size_t cap);
+};
+
+extern const struct mount_ops mount_ops_static, mount_ops_cgi, mount_ops_app, mount_ops_status;
+
 /* One entry of the mount table: URL prefix -> handler (router.c). */
 struct mount {
     enum mount_kind kind;
+    const struct mount_ops *ops; /* the kind's table (router.c), set with kind */
     char *prefix;      /* "/" or "/x/y" (no trailing slash except "/") */
     size_t prefix_len;
     char *dir;         /* static root or CGI directory (absolute, resolved) */
@@ -33,6 +55,16 @@ struct mount {
     char *arg;         /* app: the argument the app reads with fh_mount_arg, or NULL */
     char *label;       /* app: its name in logs ("wsgi hello:app"); NULL: FILE.so:SYMBOL */
     enum app_start start;
+};
+
+/* --lesson: the fork model re-introduces one bug of the tutorial, for
+ * teaching (docs/tutorial.md); never on by default. */
+enum lesson {
+    LESSON_NONE,
+    LESSON_KEEP_DUP_FD,     /* the parent keeps its copy of the client socket */
+    LESSON_NO_REAP,         /* no SIGCHLD handler: every child stays a zombie */
+    LESSON_REAP_ONCE,       /* one waitpid per SIGCHLD: signals are not queued */
+    LESSON_NO_EINTR_RETRY,  /* accept() interrupted by SIGCHLD ends the server */
 };
 
 struct config {
@@ -53,6 +85,8 @@ struct config {
     int quiet;
     int log_level;  /* LOG_ERROR..LOG_DEBUG (log.h): --log-level, --quiet, --verbose */
     int status_public; /* --status-public: the status page for any client */
+    int lesson;        /* --lesson (fork model only): enum lesson; 0 = none */
+    const char *lesson_name;
     /* operating as a service */
     const char *user;      /* --user: drop to this user after binding (when root) */
     const char *group;     /* --group */
@@ -60,6 +94,7 @@ struct config {
     const char *pid_file;  /* --pid-file */
     const char *error_log; /* --error-log: stderr (ours, CGI scripts', apps') goes there */
     const char *unix_path; /* --unix: listen on a UNIX socket instead of TCP */
+    int unix_mode;         /* --unix-mode: its permissions (default 0660) */
 
     /* timeouts, milliseconds */
     int header_timeout;
@@ -82,8 +117,36 @@ struct config {
     char *pythonpath;  /* --pythonpath DIRs, absolute, one "pythonpath=DIR\n" line each */
     char *chdir;       /* --chdir DIR, absolute */
 
+    /* static sites (docs/static.md) */
+    int precompressed;       /* --precompressed: file.br / file.gz sidecars */
+    int compress;            /* --compress: gzip/br text types on the fly */
+    int64_t compress_min;    /* --compress-min: smaller files go as they are */
+    int64_t compress_cache;  /* --compress-cache: bytes of compressed variants kept per process */
+    struct static_header {   /* --header [PREFIX=]'Name: value' */
+        char *prefix;        /* "/" or "/x" (no trailing slash but for "/") */
+        size_t prefix_len;
+        char *line;          /* "Name: value\r\n" */
+        size_t line_len;
+    } *static_headers;
+    int nstatic_headers;
+    struct error_page {      /* --error-page CODE=PATH */
+        int status;
+        char *path;          /* inside the root, no leading '/' */
+    } *error_pages;
+    int nerror_pages;
+    char *fallback;          /* --fallback PATH: inside the root, no leading '/' */
+
     struct mount mounts[FH_MAX_MOUNTS];
     int nmounts;
+
+    /* HTTPS (tls.c, docs/tls.md): --tls-cert/--tls-key pairs, the first is
+     * the default certificate, the others are chosen by SNI */
+    const char *tls_cert[FH_MAX_CERTS];
+    const char *tls_key[FH_MAX_CERTS];
+    int ntls_cert, ntls_key;
+    const char *tls_protocols; /* --tls-protocols, NULL: TLSv1.2,TLSv1.3 */
+    const char *tls_ciphers;   /* --tls-ciphers, NULL: Mozilla intermediate */
+    int redirect_https;        /* --redirect-https */
 };
 
 extern struct config cfg;

@@ -21,6 +21,7 @@
 #include "http_parse.h"
 #include "http_resp.h"
 #include "log.h"
+#include "environ.h"
 #include "router.h"
 #include "sig.h"
 #include "scoreboard.h"
@@ -78,6 +79,10 @@ struct exchange {
                           first sends the answers queued before it */
     int spool_fd;      /* the request body for the handler (S_SPOOL), or -1 */
     int corked;        /* TCP_CORK is on while a file body is sent */
+    int log_status;    /* the answer being sent, logged when it is finished or
+                          aborted (access log); 0: none */
+    uint64_t body_sent; /* ...its body bytes written so far */
+    size_t body_from, body_to; /* ...its body bytes in out[] (offsets), counted as they leave */
     size_t linger_bytes;
     char path[PATH_MAX];
     char *in;
@@ -108,6 +113,8 @@ static struct exchange *x_get(void)
     x->closing = x->linger = x->pending = x->after_flush = 0;
     x->spool_fd = -1;
     x->corked = 0;
+    x->log_status = 0;
+    x->body_from = x->body_to = 0;
     resp_init(&x->resp);
     http_req_init(&x->req);
     return x;
@@ -147,6 +154,8 @@ void conn_init(struct conn *c, int fd, const union net_addr *peer)
 {
     c->tp = &transport_plain;
     c->tp_ctx = NULL;
+    c->tp_want = 0;
+    c->policy = TP_POLICY_NONE;
     c->fd = fd;
     c->wait_fd = fd;
     c->state = S_IDLE;
@@ -159,12 +168,18 @@ void conn_init(struct conn *c, int fd, const union net_addr *peer)
     c->x = NULL;
 }
 
+static void log_done(struct conn *c, struct exchange *x);
+
 void conn_close(struct conn *c)
 {
     if (c->x) {
+        log_done(c, c->x); /* an answer cut short: logged with the bytes that left */
         x_put(c->x);
         c->x = NULL;
     }
+    if (c->tp->close)
+        c->tp->close(c); /* the transport's state (a TLS session) */
+    c->tp = &transport_plain;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -290,7 +305,8 @@ static ssize_t fill(struct conn *c)
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            c->readable = 0;
+            if (c->tp_want != CONN_WRITE) /* (a TLS read that must write first: not drained) */
+                c->readable = 0;
             return FH_AGAIN;
         }
         return -1;
@@ -334,10 +350,40 @@ static void log_access(struct conn *c, struct exchange *x, int status, uint64_t 
     const struct http_req *r = &x->req;
     const char *rl;
     size_t rl_len = request_line_of(x, &rl);
+    if (!rl_len) { /* no request parsed (garbage, a timeout): the first line as
+                    * received, as nginx logs it; none at all is "-" */
+        size_t i = 0;
+        while (i < x->in_len && (x->in[i] == '\r' || x->in[i] == '\n'))
+            i++;
+        rl = x->in + i;
+        while (i < x->in_len && x->in[i] != '\r' && x->in[i] != '\n')
+            i++;
+        rl_len = (size_t)(x->in + i - rl);
+    }
     const struct http_header *ref = x->head_len ? http_req_header(r, "Referer") : NULL;
     const struct http_header *ua = x->head_len ? http_req_header(r, "User-Agent") : NULL;
     access_log_write(peer, rl, rl_len, status, bytes, ref ? ref->value.p : NULL,
                      ref ? ref->value.len : 0, ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
+}
+
+/* The access log line of the answer being sent, once: when its last byte
+ * has left, or when the exchange is aborted (the body bytes written so far). */
+static void log_done(struct conn *c, struct exchange *x)
+{
+    if (!x->log_status)
+        return;
+    log_access(c, x, x->log_status, x->body_sent);
+    x->log_status = 0;
+    x->body_from = x->body_to = 0;
+}
+
+/* out[from, to) has been written: count the body bytes among them. */
+static void count_out(struct exchange *x, size_t from, size_t to)
+{
+    size_t a = from > x->body_from ? from : x->body_from;
+    size_t b = to < x->body_to ? to : x->body_to;
+    if (b > a)
+        x->body_sent += b - a;
 }
 
 /* Answer with an error page and close (the framing of what follows is unknown
@@ -410,6 +456,54 @@ static void call_handler(struct conn *c)
         c->state = S_RESPOND;
 }
 
+/* Plain HTTP on an HTTPS port (nginx's 497 answered as 400), and
+ * --redirect-https: the same target on the first TLS listener (308 keeps the
+ * method and body). */
+static void policy_answer(struct conn *c)
+{
+    static const char speaks_https[] =
+        "<!DOCTYPE html>\n<html><head><title>400 Bad Request</title></head><body>\n"
+        "<h1>400 Bad Request</h1>\n<p>This port speaks HTTPS: a plain HTTP request was sent "
+        "to it. Use https:// in the URL.</p>\n</body></html>\n";
+    static const char moved[] = "Moved to HTTPS.\n";
+    struct exchange *x = c->x;
+    struct http_req *r = &x->req;
+    if (c->policy == TP_POLICY_SPEAKS_HTTPS) {
+        resp_mem(&x->resp, 400, "text/html; charset=utf-8", speaks_https, sizeof speaks_https - 1);
+        x->keep_alive = 0;
+        x->linger = 1;
+        c->state = S_RESPOND;
+        return;
+    }
+    struct http_str host = env_server_name(r);
+    char ip[INET6_ADDRSTRLEN + 2];
+    if (!host.len) { /* HTTP/1.0 without Host: the address the client reached */
+        union net_addr a;
+        socklen_t len = sizeof a;
+        char s[INET6_ADDRSTRLEN] = "localhost";
+        if (getsockname(c->fd, &a.sa, &len) == 0)
+            net_addr_str(&a, s, sizeof s, NULL);
+        snprintf(ip, sizeof ip, strchr(s, ':') ? "[%s]" : "%s", s);
+        host.p = ip;
+        host.len = strlen(ip);
+    }
+    int li = net_tls_listener();
+    int port = li >= 0 ? net_listeners[li].port : 443;
+    char portstr[8] = "";
+    if (port != 443)
+        snprintf(portstr, sizeof portstr, ":%d", port);
+    struct http_str path = r->path.len ? r->path : (struct http_str){"/", 1};
+    resp_mem(&x->resp, 308, "text/plain; charset=utf-8", moved, sizeof moved - 1);
+    resp_header(&x->resp, "Location", "https://%.*s%s%.*s%s%.*s", (int)host.len, host.p, portstr,
+                (int)path.len, path.p, r->query.p ? "?" : "", r->query.p ? (int)r->query.len : 0,
+                r->query.p ? r->query.p : "");
+    if (x->body_left != 0) { /* not read: close after the answer */
+        x->keep_alive = 0;
+        x->linger = 1;
+    }
+    c->state = S_RESPOND;
+}
+
 static void begin_request(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -429,7 +523,12 @@ static void begin_request(struct conn *c)
     if (r->chunked)
         http_chunked_init(&x->chunk);
     resp_init(&x->resp);
+    x->rq.tls = c->tp->facts ? c->tp->facts(c) : NULL;
 
+    if (c->policy != TP_POLICY_NONE) { /* the listener answers for itself (transport.h) */
+        policy_answer(c);
+        return;
+    }
     if (r->content_length > cfg.max_body) {
         fail(c, 413);
         return;
@@ -578,13 +677,15 @@ static void respond(struct conn *c)
     }
     vlog_head("> ", x->out + x->out_len, hl);
     x->out_len += hl;
-    uint64_t body_bytes = (rs->body != BODY_NONE && rs->length > 0) ? (uint64_t)rs->length : 0;
-    log_access(c, x, rs->status, body_bytes);
+    x->log_status = rs->status; /* logged once sent (log_done) */
+    x->body_sent = 0;
+    x->body_from = x->body_to = x->out_len;
 
     x->pending = 0;
     if (rs->body == BODY_MEM && (size_t)rs->length <= OUT_CAP - x->out_len) {
         memcpy(x->out + x->out_len, rs->mem, (size_t)rs->length);
         x->out_len += (size_t)rs->length;
+        x->body_to = x->out_len;
         resp_release(rs);
     } else if (rs->body == BODY_FILE && rs->length <= SMALL_FILE &&
                (size_t)rs->length <= OUT_CAP - x->out_len) {
@@ -595,6 +696,7 @@ static void respond(struct conn *c)
             x->keep_alive = 0;
         } else {
             x->out_len += (size_t)n;
+            x->body_to = x->out_len;
         }
         resp_release(rs);
     } else if (rs->body != BODY_NONE) {
@@ -609,6 +711,9 @@ static void respond(struct conn *c)
         x->closing = 1;
 
     if (!x->pending && !x->closing) {
+        /* complete in out[], which batches it with the next answers: logged now */
+        x->body_sent = x->body_to - x->body_from;
+        log_done(c, x);
         consume_request(x);
         /* more pipelined bytes: parse the next request before writing, so all
          * the answers to one read leave in one write */
@@ -647,12 +752,16 @@ static int write_out(struct conn *c)
             }
             size_t first = iov[0].iov_len;
             if ((size_t)w < first) {
+                count_out(x, x->out_sent, x->out_sent + (size_t)w);
                 x->out_sent += (size_t)w;
                 return CONN_WRITE; /* the kernel buffer is full: wait for room */
             }
+            count_out(x, x->out_sent, x->out_len);
             x->out_sent = x->out_len = 0;
+            x->body_from = x->body_to = 0;
             if (n == 2) {
                 size_t rest = (size_t)w - first;
+                x->body_sent += rest;
                 rs->mem += rest;
                 rs->length -= (int64_t)rest;
                 if (rs->length == 0) {
@@ -674,6 +783,7 @@ static int write_out(struct conn *c)
             }
             rs->mem += w;
             rs->length -= w;
+            x->body_sent += (uint64_t)w;
             if (rs->length == 0) {
                 resp_release(rs);
                 x->pending = 0;
@@ -693,6 +803,7 @@ static int write_out(struct conn *c)
                 return -1;
             }
             rs->length -= w;
+            x->body_sent += (uint64_t)w;
             if (rs->length == 0) {
                 resp_release(rs);
                 x->pending = 0;
@@ -737,9 +848,12 @@ static int write_out(struct conn *c)
                 memcpy(x->out + x->out_sent, hex, (size_t)h);
                 memcpy(x->out + CHUNK_PREFIX + n, "\r\n", 2);
                 x->out_len = CHUNK_PREFIX + (size_t)n + 2;
+                x->body_from = CHUNK_PREFIX; /* the piece, not its framing */
             } else {
                 x->out_len = (size_t)n;
+                x->body_from = 0;
             }
+            x->body_to = x->body_from + (size_t)n;
             continue;
         }
         return WRITE_ALL_SENT;
@@ -770,7 +884,19 @@ static int linger_step(struct conn *c)
 
 /* ---- the driver ---- */
 
+static int step(struct conn *c);
+
 int conn_step(struct conn *c)
+{
+    c->tp_want = 0;
+    int r = step(c);
+    /* a transport that waits for the other direction (TLS) says which */
+    if (r != CONN_DONE && c->tp_want && c->wait_fd == c->fd)
+        r = c->tp_want;
+    return r;
+}
+
+static int step(struct conn *c)
 {
     c->wait_fd = c->fd;
     for (;;) {
@@ -909,6 +1035,7 @@ int conn_step(struct conn *c)
             if (r < 0)
                 return CONN_DONE;
             /* everything sent */
+            log_done(c, x);
             if (x->after_flush) {
                 int next = x->after_flush;
                 x->after_flush = 0;

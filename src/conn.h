@@ -27,6 +27,8 @@ struct exchange;
 struct conn {
     const struct transport *tp; /* every socket call goes through it (transport.h) */
     void *tp_ctx;          /* the transport's own state (TLS session...), or NULL */
+    unsigned char tp_want; /* CONN_READ/CONN_WRITE the transport waits for (transport.h), or 0 */
+    unsigned char policy;  /* TP_POLICY_* of the listener (transport.h) */
     int fd;
     int wait_fd;           /* what conn_step waits on: fd, or a CGI/app pipe */
     int state;

@@ -148,3 +148,19 @@ const char *env_protocol(const struct http_req *h)
 {
     return h->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 }
+
+const char *env_tls_var(const struct tls_facts *t, int i, const char **name)
+{
+    static const char *const names[ENV_TLS_VARS] = {"HTTPS", "SSL_PROTOCOL", "SSL_CIPHER",
+                                                    "SSL_TLS_SNI"};
+    *name = i >= 0 && i < ENV_TLS_VARS ? names[i] : "";
+    if (!t)
+        return NULL;
+    switch (i) {
+    case 0: return "on";
+    case 1: return t->protocol;
+    case 2: return t->cipher;
+    case 3: return t->sni && *t->sni ? t->sni : NULL;
+    default: return NULL;
+    }
+}

@@ -71,4 +71,22 @@ int env_has_body(const struct http_req *h);
 /* SERVER_PROTOCOL */
 const char *env_protocol(const struct http_req *h);
 
+/* ---- HTTPS ---- */
+
+/* What a gateway may know of an HTTPS connection (tls.c fills it after the
+ * handshake; struct request points to it): plain strings, valid while the
+ * request is served. */
+struct tls_facts {
+    const char *protocol; /* "TLSv1.3" */
+    const char *cipher;   /* "TLS_AES_256_GCM_SHA384" (OpenSSL's names) */
+    const char *sni;      /* the server name the client asked for, or NULL */
+};
+
+/* The variables of an HTTPS request, with mod_ssl's names, for every
+ * gateway: HTTPS=on, SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI (when the client
+ * sent SNI). Variable i (0 <= i < ENV_TLS_VARS): its value, or NULL when it
+ * is not set (no TLS, no SNI); *name gets its name either way. */
+#define ENV_TLS_VARS 4
+const char *env_tls_var(const struct tls_facts *t, int i, const char **name);
+
 #endif

@@ -252,6 +252,11 @@ static void build_env(struct envb *e, const struct request *req, const struct sc
     env_put(e, "GATEWAY_INTERFACE", "CGI/1.1");
     env_put(e, "SERVER_SOFTWARE", FH_SERVER);
     env_put(e, "SERVER_PROTOCOL", env_protocol(h));
+    for (int i = 0; req->tls && i < ENV_TLS_VARS; i++) { /* HTTPS=on, SSL_* (environ.h) */
+        const char *n, *v = env_tls_var(req->tls, i, &n);
+        if (v)
+            env_put(e, n, v);
+    }
     env_putn(e, "REQUEST_METHOD", h->method.p, h->method.len);
 
     /* SERVER_NAME: the Host the client asked for, without its port; else our address */

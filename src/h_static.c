@@ -1,7 +1,9 @@
 /* h_static.c - static files under a root: confinement, index, MIME types,
- * ETag/Last-Modified and the conditional requests, single byte ranges,
- * optional directory listings. Returns a file body; conn.c sends it with
- * sendfile. */
+ * ETag/Last-Modified and the conditional requests, byte ranges (one, or
+ * several as multipart/byteranges), precompressed sidecars and compression
+ * on the fly (kept in the open-file cache), extra headers, error pages, an
+ * SPA fallback, optional directory listings. Returns a file body; conn.c
+ * sends it with sendfile. The rules are in docs/static.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,56 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accept_enc.h"
+#include "compress.h"
 #include "confine.h"
 #include "handler.h"
 #include "clock.h"
 #include "http_resp.h"
 #include "log.h"
-
-/* ---- MIME types ---- */
-
-static const struct {
-    const char *ext;
-    const char *type;
-} mime_table[] = {
-    {"html", "text/html; charset=utf-8"},    {"htm", "text/html; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"},      {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
-    {"txt", "text/plain; charset=utf-8"},    {"md", "text/markdown; charset=utf-8"},
-    {"csv", "text/csv; charset=utf-8"},      {"xml", "application/xml"},
-    {"svg", "image/svg+xml"},                {"png", "image/png"},
-    {"jpg", "image/jpeg"},                   {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},                    {"webp", "image/webp"},
-    {"avif", "image/avif"},                  {"ico", "image/vnd.microsoft.icon"},
-    {"pdf", "application/pdf"},              {"wasm", "application/wasm"},
-    {"mp4", "video/mp4"},                    {"webm", "video/webm"},
-    {"mp3", "audio/mpeg"},                   {"ogg", "audio/ogg"},
-    {"wav", "audio/wav"},                    {"woff", "font/woff"},
-    {"woff2", "font/woff2"},                 {"ttf", "font/ttf"},
-    {"otf", "font/otf"},                     {"zip", "application/zip"},
-    {"gz", "application/gzip"},              {"tar", "application/x-tar"},
-    {"map", "application/json"},             {"c", "text/plain; charset=utf-8"},
-    {"h", "text/plain; charset=utf-8"},      {"py", "text/plain; charset=utf-8"},
-    {"sh", "text/plain; charset=utf-8"},
-};
-
-static const char *mime_type(const char *path, size_t len)
-{
-    const char *dot = NULL;
-    for (size_t i = len; i > 0; i--) {
-        if (path[i - 1] == '/')
-            break;
-        if (path[i - 1] == '.') {
-            dot = path + i;
-            break;
-        }
-    }
-    if (dot)
-        for (size_t i = 0; i < sizeof mime_table / sizeof mime_table[0]; i++)
-            if (strcasecmp(dot, mime_table[i].ext) == 0)
-                return mime_table[i].type;
-    return "application/octet-stream";
-}
+#include "mime.h"
 
 /* ---- dotfiles ---- */
 
@@ -89,12 +49,6 @@ static int dotname_listed(const char *dirrel, const char *name)
 }
 
 /* ---- validators ---- */
-
-static void make_etag(const struct stat *st, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "\"%llx.%lx-%llx\"", (unsigned long long)st->st_mtim.tv_sec,
-             (unsigned long)st->st_mtim.tv_nsec, (unsigned long long)st->st_size);
-}
 
 /* Does an If-None-Match / If-Match list match our etag? weak: compare
  * ignoring "W/" (RFC 9110 8.8.3.2); strong: a weak tag never matches. */
@@ -331,15 +285,32 @@ static void autoindex(const struct request *req, int dfd, const char *dirrel,
  * header lines, and the bytes of small files. It notices changes: an fstat
  * of the open file at most once per clock tick (an edit in place shows in
  * mtime/size within milliseconds), and a stat of the path at most once a
- * second (a file replaced by a rename or deleted is dropped within a second). */
+ * second (a file replaced by a rename or deleted is dropped within a second).
+ *
+ * Encodings: a precompressed sidecar (file.br, file.gz) is an entry of its
+ * own in a second table (so caching one never evicts the file it belongs
+ * to), with its coding and the original's type. A variant compressed on the
+ * fly lives in the original's entry (z[]), built at its first request and
+ * kept until the file changes, within --compress-cache bytes per process. */
 
 #define FC_SLOTS 128
 #define FC_PATH 240
 #define FC_DATA 8192 /* files up to this size are kept in memory */
+#define FC_HDR 320
+#define COMPRESS_MAX (1 << 20) /* larger files are never compressed on the fly */
+
+struct fc_z {                /* one coding made on the fly */
+    struct blob *data;       /* NULL: not made yet */
+    int failed;              /* not worth it (no smaller), or failed: don't retry */
+    char hdr[FC_HDR];
+    size_t hdr_len;
+    char etag[80];
+};
 
 struct fc_ent {
     const struct mount *m; /* NULL: empty slot */
     char rel[FC_PATH];
+    enum content_coding enc; /* a sidecar's coding; ENC_IDENTITY for a file */
     int fd;
     dev_t dev;
     ino_t ino;
@@ -348,26 +319,43 @@ struct fc_ent {
     time_t checked; /* second of the last path stat */
     uint64_t fstat_ms; /* coarse millisecond of the last fstat */
     const char *type;
-    char etag[64];
-    char hdr[200]; /* Last-Modified, ETag, Accept-Ranges lines */
+    unsigned side;  /* a file with --precompressed: ENC_BIT of the sidecars found */
+    int zok;        /* a file with --compress: of a type and size worth compressing */
+    char etag[80];
+    char hdr[FC_HDR]; /* Last-Modified, ETag, Accept-Ranges (Content-Encoding, Vary) lines */
     size_t hdr_len;
     /* The file's bytes when size <= FC_DATA. The cache holds one reference;
      * a response that sends them pins its own (resp_pinned), so dropping or
      * refilling the entry never frees bytes a waiting response still sends. */
     struct blob *data;
+    struct fc_z z[ENC_COUNT]; /* [ENC_GZIP], [ENC_BR] */
 };
 
 _Static_assert(FC_DATA <= FH_SMALL_BODY, "a cached body is copied next to its head (conn.c)");
-_Static_assert(sizeof ((struct fc_ent *)0)->hdr <= RESP_HDR_CAP, "an entry's header lines fit a response");
+_Static_assert(FC_HDR <= RESP_HDR_CAP, "an entry's header lines fit a response");
 
-static struct fc_ent fcache[FC_SLOTS];
+static struct fc_ent fcache[FC_SLOTS], fside[FC_SLOTS];
+static int64_t fc_zbytes; /* bytes of z[] variants kept, bounded by --compress-cache */
 
-static unsigned fc_hash(const struct mount *m, const char *rel)
+static const char *const enc_ext[ENC_COUNT] = {"", ".gz", ".br"};
+
+static struct fc_ent *fc_slot(const struct mount *m, const char *rel, enum content_coding enc)
 {
-    unsigned h = 2166136261u ^ (unsigned)(uintptr_t)m;
+    unsigned h = 2166136261u ^ (unsigned)(uintptr_t)m ^ (unsigned)enc;
     for (; *rel; rel++)
         h = (h ^ (unsigned char)*rel) * 16777619u;
-    return h % FC_SLOTS;
+    return enc ? &fside[h % FC_SLOTS] : &fcache[h % FC_SLOTS];
+}
+
+static void fc_zdrop(struct fc_ent *e)
+{
+    for (int i = 0; i < ENC_COUNT; i++) {
+        if (e->z[i].data)
+            fc_zbytes -= (int64_t)e->z[i].data->len;
+        blob_unref(e->z[i].data);
+        e->z[i].data = NULL;
+        e->z[i].failed = 0;
+    }
 }
 
 static void fc_drop(struct fc_ent *e)
@@ -377,24 +365,79 @@ static void fc_drop(struct fc_ent *e)
     close(e->fd);
     blob_unref(e->data);
     e->data = NULL;
+    fc_zdrop(e);
     e->m = NULL;
 }
 
+/* Which sidecars of the file rel exist (regular files, not older than it). */
+static unsigned fc_probe(const struct mount *m, const char *rel, const struct timespec *mtim)
+{
+    unsigned side = 0;
+    char p[FC_PATH + 4];
+    for (int enc = ENC_GZIP; enc < ENC_COUNT; enc++) {
+        struct stat st;
+        if ((size_t)snprintf(p, sizeof p, "%s%s", rel, enc_ext[enc]) >= sizeof p)
+            continue;
+        if (fstatat(m->dir_fd, p, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+            (st.st_mtim.tv_sec > mtim->tv_sec ||
+             (st.st_mtim.tv_sec == mtim->tv_sec && st.st_mtim.tv_nsec >= mtim->tv_nsec)))
+            side |= ENC_BIT(enc);
+    }
+    return side;
+}
+
+/* The validators and header lines, from the entry's state. Each coding has
+ * its own ETag (the file's, with "-gz"/"-br"), so a cache holding one
+ * variant never gets a 304 for another. */
+static void fc_headers(struct fc_ent *e)
+{
+    char lastmod[32];
+    http_date_fmt(e->mtim.tv_sec, lastmod);
+    int vary = e->enc != ENC_IDENTITY || (cfg.precompressed && e->side) || e->zok;
+    snprintf(e->etag, sizeof e->etag, "\"%llx.%lx-%llx%s\"", (unsigned long long)e->mtim.tv_sec,
+             (unsigned long)e->mtim.tv_nsec, (unsigned long long)e->size,
+             e->enc == ENC_GZIP ? "-gz" : e->enc == ENC_BR ? "-br" : "");
+    int n = snprintf(e->hdr, sizeof e->hdr,
+                     "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n%s%s%s%s", lastmod,
+                     e->etag, e->enc ? "Content-Encoding: " : "", accept_enc_name(e->enc),
+                     e->enc ? "\r\n" : "", vary ? "Vary: Accept-Encoding\r\n" : "");
+    e->hdr_len = n > 0 && (size_t)n < sizeof e->hdr ? (size_t)n : 0;
+    for (int i = ENC_GZIP; i < ENC_COUNT; i++) {
+        struct fc_z *z = &e->z[i];
+        snprintf(z->etag, sizeof z->etag, "\"%llx.%lx-%llx-z%s\"",
+                 (unsigned long long)e->mtim.tv_sec, (unsigned long)e->mtim.tv_nsec,
+                 (unsigned long long)e->size, i == ENC_GZIP ? "gz" : "br");
+        n = snprintf(z->hdr, sizeof z->hdr,
+                     "Last-Modified: %s\r\nETag: %s\r\nContent-Encoding: %s\r\n"
+                     "Vary: Accept-Encoding\r\n",
+                     lastmod, z->etag, accept_enc_name((enum content_coding)i));
+        z->hdr_len = n > 0 && (size_t)n < sizeof z->hdr ? (size_t)n : 0;
+    }
+}
+
+/* Is the file worth compressing on the fly? (--compress; docs/static.md) */
+static int fc_zok(const struct fc_ent *e, const char *rel)
+{
+    size_t rl = strlen(rel);
+    return cfg.compress && e->enc == ENC_IDENTITY && compress_type_ok(e->type) &&
+           e->size >= cfg.compress_min && e->size <= COMPRESS_MAX &&
+           !(rl > 5 && strcasecmp(rel + rl - 5, ".svgz") == 0);
+}
+
 /* (Re)compute what depends on the file's state; keep the bytes of a small
- * file when with_data. 0, or -1 (entry dropped). */
-static int fc_fill(struct fc_ent *e, const struct stat *st, int with_data)
+ * file when with_data. 0, or -1 (entry dropped). m is NULL for an entry
+ * outside the cache (no sidecars, no compression). */
+static int fc_fill(struct fc_ent *e, const struct stat *st, int with_data,
+                   const struct mount *m, const char *rel)
 {
     e->dev = st->st_dev;
     e->ino = st->st_ino;
     e->size = st->st_size;
     e->mtim = st->st_mtim;
-    make_etag(st, e->etag, sizeof e->etag);
-    char lastmod[32];
-    http_date_fmt(st->st_mtime, lastmod);
-    int n = snprintf(e->hdr, sizeof e->hdr,
-                     "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n", lastmod,
-                     e->etag);
-    e->hdr_len = n > 0 && (size_t)n < sizeof e->hdr ? (size_t)n : 0;
+    e->side = m && cfg.precompressed && e->enc == ENC_IDENTITY ? fc_probe(m, rel, &e->mtim) : 0;
+    e->zok = m ? fc_zok(e, rel) : 0;
+    fc_zdrop(e);
+    fc_headers(e);
     blob_unref(e->data); /* responses that pinned the old bytes keep them */
     e->data = NULL;
     if (with_data && st->st_size <= FC_DATA) {
@@ -407,29 +450,31 @@ static int fc_fill(struct fc_ent *e, const struct stat *st, int with_data)
     return 0;
 }
 
-static void fc_insert(const struct mount *m, const char *rel, int fd, const struct stat *st)
+static void fc_insert(const struct mount *m, const char *rel, enum content_coding enc,
+                      const char *type, int fd, const struct stat *st)
 {
     if (strlen(rel) >= FC_PATH)
         return;
     int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0)
         return;
-    struct fc_ent *e = &fcache[fc_hash(m, rel)];
+    struct fc_ent *e = fc_slot(m, rel, enc);
     fc_drop(e);
     e->m = m;
     snprintf(e->rel, sizeof e->rel, "%s", rel);
+    e->enc = enc;
     e->fd = dup_fd;
     e->checked = time(NULL);
     e->fstat_ms = 0;
-    e->type = mime_type(rel, strlen(rel));
-    fc_fill(e, st, 1);
+    e->type = type;
+    fc_fill(e, st, 1, m, rel);
 }
 
-/* A valid cache entry for (m, rel), or NULL. */
-static struct fc_ent *fc_lookup(const struct mount *m, const char *rel)
+/* A valid cache entry for (m, rel, enc), or NULL. */
+static struct fc_ent *fc_lookup(const struct mount *m, const char *rel, enum content_coding enc)
 {
-    struct fc_ent *e = &fcache[fc_hash(m, rel)];
-    if (e->m != m || strcmp(e->rel, rel) != 0)
+    struct fc_ent *e = fc_slot(m, rel, enc);
+    if (e->m != m || e->enc != enc || strcmp(e->rel, rel) != 0)
         return NULL;
     struct stat st;
     time_t now = time(NULL);
@@ -439,6 +484,13 @@ static struct fc_ent *fc_lookup(const struct mount *m, const char *rel)
             return NULL;
         }
         e->checked = now;
+        if (cfg.precompressed && enc == ENC_IDENTITY) { /* sidecars added or removed */
+            unsigned side = fc_probe(m, rel, &e->mtim);
+            if (side != e->side) {
+                e->side = side;
+                fc_headers(e);
+            }
+        }
     }
     /* an fstat per clock tick, not per request: pipelined requests for the
      * same file (one read, one write) share one */
@@ -452,7 +504,7 @@ static struct fc_ent *fc_lookup(const struct mount *m, const char *rel)
     }
     if (st.st_size != e->size || st.st_mtim.tv_sec != e->mtim.tv_sec ||
         st.st_mtim.tv_nsec != e->mtim.tv_nsec) {
-        if (fc_fill(e, &st, 1) < 0)
+        if (fc_fill(e, &st, 1, m, rel) < 0)
             return NULL;
     }
     return e;
@@ -462,11 +514,90 @@ void h_static_cache_free(void)
 {
     for (int i = 0; i < LC_SLOTS; i++)
         lc_drop(&lcache[i]);
-    for (int i = 0; i < FC_SLOTS; i++)
+    for (int i = 0; i < FC_SLOTS; i++) {
         fc_drop(&fcache[i]);
+        fc_drop(&fside[i]);
+    }
 }
 
-/* ---- the handler ---- */
+/* A cached (or opened) regular file under the root, for error pages, the
+ * fallback and sidecars: NULL when it is missing, unreadable or not
+ * cacheable (a long path). */
+static struct fc_ent *fc_get(const struct mount *m, const char *rel, enum content_coding enc,
+                             const char *type)
+{
+    struct fc_ent *e = fc_lookup(m, rel, enc);
+    if (e || strlen(rel) >= FC_PATH)
+        return e;
+    int fd = confine_open(m->dir_fd, rel, O_RDONLY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH)))
+        fc_insert(m, rel, enc, type ? type : mime_lookup(rel, strlen(rel)), fd, &st);
+    close(fd);
+    return fc_lookup(m, rel, enc);
+}
+
+/* ---- what a response sends: one representation of the file ---- */
+
+struct rep {
+    const char *type;
+    const char *etag;
+    const char *hdr;
+    size_t hdr_len;
+    off_t size;
+    time_t mtime;
+    struct blob *data; /* the bytes in memory, or NULL: the file at fd */
+    int fd;            /* the cache's fd (dup'd for the response) or the request's own */
+    int own_fd;        /* fd is this request's (uncached): the response takes it */
+    int ranges;        /* byte ranges of it may be served */
+};
+
+static void rep_of(const struct fc_ent *e, struct rep *r)
+{
+    r->type = e->type;
+    r->etag = e->etag;
+    r->hdr = e->hdr;
+    r->hdr_len = e->hdr_len;
+    r->size = e->size;
+    r->mtime = e->mtim.tv_sec;
+    r->data = e->data;
+    r->fd = e->fd;
+    r->own_fd = 0;
+    r->ranges = 1;
+}
+
+/* The variant compressed on the fly, made now if it is not kept yet. A
+ * response pins it; when keeping it would pass --compress-cache, it is made
+ * for this response only (returned in *once, to be unref'd). NULL: send the
+ * file as it is. */
+static struct fc_z *fc_zget(struct fc_ent *e, enum content_coding enc, struct blob **once)
+{
+    struct fc_z *z = &e->z[enc];
+    *once = NULL;
+    if (z->data || z->failed)
+        return z->data ? z : NULL;
+    char *buf = e->data ? NULL : malloc((size_t)e->size ? (size_t)e->size : 1);
+    const char *src = e->data ? e->data->data : buf;
+    if (!src || (!e->data && pread(e->fd, buf, (size_t)e->size, 0) != e->size)) {
+        free(buf);
+        return NULL;
+    }
+    struct blob *b = compress_buf(enc, src, (size_t)e->size);
+    free(buf);
+    if (!b) {
+        z->failed = 1; /* incompressible: not tried again until the file changes */
+        return NULL;
+    }
+    if (fc_zbytes + (int64_t)b->len > cfg.compress_cache) {
+        *once = b;
+        return z;
+    }
+    fc_zbytes += (int64_t)b->len;
+    z->data = b;
+    return z;
+}
 
 /* The 301 that adds a directory's trailing slash. Location is built from the
  * normalised path, never from the raw target: "//evil.example/..//dir" is
@@ -509,7 +640,7 @@ static void redirect_slash(const struct request *req, struct response *resp)
                 h->query.p ? (int)h->query.len : 0, h->query.p ? h->query.p : "");
 }
 
-/* Open the file a path names (a directory's index.html, a 301 to add the
+/* Open the file a path names (a directory's index.html or index.htm, a 301 to add the
  * slash, a listing, or an error into resp). Returns the fd and fills st and
  * relbuf (the file's path inside the mount), or -1 when resp is answered. */
 static int open_target(const struct request *req, char *relbuf, size_t cap, struct stat *st,
@@ -536,6 +667,10 @@ static int open_target(const struct request *req, char *relbuf, size_t cap, stru
         size_t rl = strlen(relbuf); /* "" (the root) or "dir/" */
         snprintf(relbuf + rl, cap - rl, "index.html");
         int ifd = confine_open(m->dir_fd, relbuf, O_RDONLY | O_NONBLOCK);
+        if (ifd < 0 && errno == ENOENT) { /* then index.htm */
+            snprintf(relbuf + rl, cap - rl, "index.htm");
+            ifd = confine_open(m->dir_fd, relbuf, O_RDONLY | O_NONBLOCK);
+        }
         if (ifd < 0) {
             if (errno == ENOENT && cfg.autoindex) {
                 relbuf[rl] = 0; /* the directory's own path */
@@ -564,6 +699,371 @@ static int open_target(const struct request *req, char *relbuf, size_t cap, stru
     return fd;
 }
 
+/* ---- multipart/byteranges (RFC 9110 14.6) ----
+ *
+ * Several ranges go out as a stream: each part's head, then its bytes
+ * (from the pinned cached bytes, or pread from the response's own fd), then
+ * the closing delimiter. The length is known in advance (Content-Length). */
+
+#define RANGES_MAX 64 /* more range-specs than this: the whole file (docs/static.md) */
+
+struct mr_ctx {
+    int fd;             /* -1 when data */
+    struct blob *data;  /* pinned cached bytes */
+    const char *type;
+    uint64_t size;
+    char boundary[40];
+    int n, i;           /* parts; the current one (n: the closing delimiter) */
+    int in_body;        /* in part i's bytes (else its head) */
+    uint64_t pos;       /* bytes of the current piece already sent */
+    struct http_range r[RANGES_MAX];
+};
+
+/* Part i's head, or the closing delimiter for i == n, into buf. */
+static size_t mr_head(const struct mr_ctx *c, int i, char *buf, size_t cap)
+{
+    int n = i == c->n ? snprintf(buf, cap, "\r\n--%s--\r\n", c->boundary)
+                      : snprintf(buf, cap, "\r\n--%s\r\nContent-Type: %s\r\n"
+                                           "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                                 c->boundary, c->type, (unsigned long long)c->r[i].first,
+                                 (unsigned long long)c->r[i].last, (unsigned long long)c->size);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static ssize_t mr_read(void *ctx, char *buf, size_t cap, int *wait_fd)
+{
+    struct mr_ctx *c = ctx;
+    size_t got = 0;
+    char head[512];
+    while (got < cap && c->i <= c->n) {
+        if (!c->in_body) {
+            size_t hl = mr_head(c, c->i, head, sizeof head);
+            size_t k = hl - (size_t)c->pos < cap - got ? hl - (size_t)c->pos : cap - got;
+            memcpy(buf + got, head + c->pos, k);
+            got += k;
+            c->pos += k;
+            if (c->pos == hl) {
+                c->pos = 0;
+                if (c->i == c->n)
+                    c->i++; /* done */
+                else
+                    c->in_body = 1;
+            }
+            continue;
+        }
+        uint64_t left = c->r[c->i].last - c->r[c->i].first + 1 - c->pos;
+        size_t k = left < cap - got ? (size_t)left : cap - got;
+        off_t off = (off_t)(c->r[c->i].first + c->pos);
+        if (c->data) {
+            memcpy(buf + got, c->data->data + off, k);
+        } else {
+            ssize_t rd = pread(c->fd, buf + got, k, off);
+            if (rd <= 0)
+                return -1; /* the file shrank: the promised length cannot be kept */
+            k = (size_t)rd;
+        }
+        got += k;
+        c->pos += k;
+        if (c->pos == c->r[c->i].last - c->r[c->i].first + 1) {
+            c->pos = 0;
+            c->in_body = 0;
+            c->i++;
+        }
+    }
+    return (ssize_t)got;
+}
+
+static void mr_close(void *ctx)
+{
+    struct mr_ctx *c = ctx;
+    if (c->fd >= 0)
+        close(c->fd);
+    blob_unref(c->data);
+    free(c);
+}
+
+/* A 206 with several parts; resp already has the representation's header
+ * lines. 0, or -1 (resp answered with an error). */
+static int multipart(const struct rep *r, const struct http_range *rg, int n,
+                     struct response *resp)
+{
+    static unsigned counter;
+    struct mr_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        resp_error(resp, 503);
+        return -1;
+    }
+    c->fd = -1;
+    if (r->data) {
+        c->data = blob_ref(r->data);
+    } else if (r->own_fd) { /* the request's own fd: the stream takes it */
+        c->fd = resp->fd;
+        resp->fd = -1;
+    } else if ((c->fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        free(c);
+        resp_error(resp, 503);
+        return -1;
+    }
+    c->type = r->type;
+    c->size = (uint64_t)r->size;
+    c->n = n;
+    memcpy(c->r, rg, (size_t)n * sizeof *rg);
+    /* a boundary that the parts' bytes are most unlikely to contain */
+    uint64_t h = 1469598103934665603ull ^ now_ms() ^ ((uint64_t)getpid() << 32) ^ ++counter;
+    for (const char *p = r->etag; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(c->boundary, sizeof c->boundary, "forkhttpd-%016llx", (unsigned long long)h);
+    int64_t len = 0;
+    char head[512];
+    for (int i = 0; i <= n; i++) {
+        len += (int64_t)mr_head(c, i, head, sizeof head);
+        if (i < n)
+            len += (int64_t)(rg[i].last - rg[i].first + 1);
+    }
+    resp->status = 206;
+    resp->content_type = NULL;
+    resp_header(resp, "Content-Type", "multipart/byteranges; boundary=%s", c->boundary);
+    resp->length = len;
+    resp->body = BODY_STREAM;
+    resp->stream.read = mr_read;
+    resp->stream.close = mr_close;
+    resp->stream.ctx = c;
+    return 0;
+}
+
+/* ---- the handler ---- */
+
+/* Answer a request for the representation r: the preconditions, 304,
+ * ranges, or the whole of it. */
+static void serve_rep(const struct request *req, const struct rep *r, struct response *resp)
+{
+    const struct http_req *h = req->h;
+    if (r->own_fd) /* the body comes from this one open; closed if the answer has none */
+        resp->fd = r->fd;
+    time_t t;
+    /* RFC 9110 13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range */
+    const struct http_header *im = http_req_header(h, "If-Match");
+    if ((im && !etag_list_match(im->value, r->etag, 0)) ||
+        (!im && header_date(h, "If-Unmodified-Since", &t) && r->mtime > t)) {
+        resp_error(resp, 412);
+        return;
+    }
+    const struct http_header *inm = http_req_header(h, "If-None-Match");
+    if (inm ? etag_list_match(inm->value, r->etag, 1)
+            : (header_date(h, "If-Modified-Since", &t) && r->mtime <= t)) {
+        resp->status = 304;
+        resp->length = 0;
+        memcpy(resp->hdr, r->hdr, r->hdr_len); /* ETag and Last-Modified, as a 200 would */
+        resp->hdr_len = r->hdr_len;
+        return;
+    }
+
+    struct http_range rg[RANGES_MAX];
+    int nr = 0;
+    const struct http_header *range =
+        h->m == HTTP_M_GET && r->ranges ? http_req_header(h, "Range") : NULL;
+    if (range) {
+        const struct http_header *ifr = http_req_header(h, "If-Range");
+        int ok = 1;
+        if (ifr) { /* a stale validator: send the whole (new) representation */
+            if (ifr->value.len && (ifr->value.p[0] == '"' || ifr->value.p[0] == 'W'))
+                ok = ifr->value.p[0] == '"' && etag_list_match(ifr->value, r->etag, 0);
+            else
+                ok = http_date_parse(ifr->value.p, ifr->value.len, &t) == 0 && t == r->mtime;
+        }
+        nr = ok ? http_parse_ranges(range->value.p, range->value.len, (uint64_t)r->size, rg,
+                                    RANGES_MAX)
+                : 0;
+        if (nr < 0) {
+            resp_error(resp, 416);
+            resp_header(resp, "Content-Range", "bytes */%lld", (long long)r->size);
+            return;
+        }
+    }
+    uint64_t first = nr == 1 ? rg[0].first : 0;
+    uint64_t last = nr == 1 ? rg[0].last : r->size ? (uint64_t)r->size - 1 : 0;
+
+    resp->status = nr ? 206 : 200;
+    resp->content_type = r->type;
+    resp->length = r->size ? (int64_t)(last - first + 1) : 0;
+    memcpy(resp->hdr, r->hdr, r->hdr_len);
+    resp->hdr_len = r->hdr_len;
+    if (nr > 1) {
+        multipart(r, rg, nr, resp);
+        return;
+    }
+    if (nr == 1)
+        resp_header(resp, "Content-Range", "bytes %llu-%llu/%lld", (unsigned long long)first,
+                    (unsigned long long)last, (long long)r->size);
+    /* Cached bytes: the response pins them, so it may wait (a full socket,
+     * a request body to read first) while the entry is evicted or refilled. */
+    if (r->data) {
+        resp_pinned(resp, resp->status, resp->content_type, r->data, (size_t)first,
+                    (size_t)resp->length);
+        return;
+    }
+    if (!r->own_fd) {
+        resp->fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0); /* the response owns its fd */
+        if (resp->fd < 0) {
+            resp_error(resp, 503);
+            return;
+        }
+    }
+    resp->body = BODY_FILE;
+    resp->off = (off_t)first;
+}
+
+/* Serve e, or the coding of it the client prefers: a sidecar (file.br,
+ * file.gz with --precompressed) or a variant compressed on the fly
+ * (--compress). Ranges are served on a sidecar; a request with a Range
+ * field never gets a variant made on the fly (no 206 of one), and a HEAD
+ * never makes one (it gets it only if it is kept already). */
+static void serve_ent(const struct request *req, struct fc_ent *e, struct response *resp)
+{
+    const struct http_req *h = req->h;
+    struct rep r;
+    rep_of(e, &r);
+    int ranged = h->m == HTTP_M_GET && http_req_header(h, "Range");
+    unsigned have = cfg.precompressed ? e->side : 0;
+    if (e->zok && !ranged)
+        have |= ENC_BIT(ENC_GZIP) | ENC_BIT(ENC_BR);
+    if (!have) {
+        serve_rep(req, &r, resp);
+        return;
+    }
+    const struct http_header *ae = http_req_header(h, "Accept-Encoding");
+    enum content_coding enc = accept_enc_choose(ae ? ae->value.p : NULL, ae ? ae->value.len : 0,
+                                                have);
+    if (enc != ENC_IDENTITY && (e->side & ENC_BIT(enc))) {
+        char p[FC_PATH + 4];
+        snprintf(p, sizeof p, "%s%s", e->rel, enc_ext[enc]);
+        const char *type = e->type;
+        struct fc_ent *se = fc_get(req->mount, p, enc, type);
+        if (se) {
+            rep_of(se, &r);
+            serve_rep(req, &r, resp);
+            return;
+        } /* gone meanwhile: the file itself (or a variant made now) */
+        if (!e->zok || ranged)
+            enc = ENC_IDENTITY;
+    }
+    struct blob *once = NULL;
+    struct fc_z *z = NULL;
+    if (enc != ENC_IDENTITY && e->zok && !ranged &&
+        (e->z[enc].data || h->m == HTTP_M_GET))
+        z = fc_zget(e, enc, &once);
+    if (z) {
+        r.hdr = z->hdr;
+        r.hdr_len = z->hdr_len;
+        r.etag = z->etag;
+        r.data = once ? once : z->data;
+        r.size = (off_t)r.data->len;
+        r.ranges = 0;
+    }
+    serve_rep(req, &r, resp);
+    blob_unref(once); /* the response holds its own reference */
+}
+
+/* --fallback: a GET/HEAD for a missing file gets the fallback file (an
+ * SPA's index.html), unless the last segment's extension has a known type
+ * (a missing script, style sheet or image stays a 404: a browser must not
+ * get HTML for it). */
+static int fallback_applies(const struct request *req, const struct response *resp)
+{
+    return cfg.fallback && resp->status == 404 && !mime_known_ext(req->path, req->path_len);
+}
+
+/* Serve the file (or directory) rel inside the mount. */
+static void serve_path(const struct request *req, const char *rel, int may_fallback,
+                       struct response *resp)
+{
+    const struct mount *m = req->mount;
+    /* the normaliser bounds the path by PATH_MAX; room is left for the index name */
+    char relbuf[PATH_MAX + 16];
+    size_t rl = strlen(rel);
+    memcpy(relbuf, rel, rl + 1);
+    if (rl == 0 || relbuf[rl - 1] == '/') /* a directory's index, as it is cached */
+        memcpy(relbuf + rl, "index.html", sizeof "index.html");
+
+    struct fc_ent uncached, *e = fc_lookup(m, relbuf, ENC_IDENTITY);
+    if (!e) {
+        relbuf[rl] = 0; /* back to the path as asked: it may be a directory */
+        struct stat st;
+        int fd = open_target(req, relbuf, sizeof relbuf, &st, resp);
+        if (fd < 0) {
+            if (may_fallback && fallback_applies(req, resp)) {
+                resp->hdr_len = 0;
+                serve_path(req, cfg.fallback, 0, resp);
+            }
+            return;
+        }
+        fc_insert(m, relbuf, ENC_IDENTITY, mime_lookup(relbuf, strlen(relbuf)), fd, &st);
+        e = fc_lookup(m, relbuf, ENC_IDENTITY);
+        if (!e) { /* not cacheable (a long path): serve from this fd */
+            struct rep r;
+            memset(&uncached, 0, sizeof uncached);
+            uncached.fd = fd;
+            uncached.type = mime_lookup(relbuf, strlen(relbuf));
+            fc_fill(&uncached, &st, 0, NULL, relbuf);
+            rep_of(&uncached, &r);
+            r.own_fd = 1;
+            serve_rep(req, &r, resp);
+            return;
+        }
+        close(fd);
+    }
+    serve_ent(req, e, resp);
+}
+
+/* --error-page CODE=PATH: the file's bytes instead of the built-in page,
+ * with the status (and header lines, e.g. Allow, Content-Range) kept. A
+ * missing page leaves the built-in one. */
+static void error_page(const struct request *req, struct response *resp)
+{
+    const struct error_page *p = NULL;
+    for (int i = 0; i < cfg.nerror_pages; i++)
+        if (cfg.error_pages[i].status == resp->status)
+            p = &cfg.error_pages[i];
+    if (!p)
+        return;
+    struct fc_ent *e = fc_get(req->mount, p->path, ENC_IDENTITY, NULL);
+    if (!e)
+        return;
+    int status = resp->status;
+    resp_release(resp);
+    if (e->data) {
+        resp_pinned(resp, status, e->type, e->data, 0, e->data->len);
+        return;
+    }
+    resp->fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0);
+    if (resp->fd < 0) {
+        resp_error(resp, status);
+        return;
+    }
+    resp->status = status;
+    resp->content_type = e->type;
+    resp->length = e->size;
+    resp->body = BODY_FILE;
+    resp->off = 0;
+}
+
+/* --header [PREFIX=]'Name: value': lines for the answers under PREFIX
+ * (successes, redirects and 304s, as nginx's add_header). */
+static void extra_headers(const struct request *req, struct response *resp)
+{
+    for (int i = 0; i < cfg.nstatic_headers; i++) {
+        const struct static_header *x = &cfg.static_headers[i];
+        size_t pl = x->prefix_len;
+        if (pl > 1 && (req->path_len < pl || memcmp(req->path, x->prefix, pl) != 0 ||
+                       (req->path_len > pl && req->path[pl] != '/')))
+            continue;
+        if (resp->hdr_len + x->line_len > sizeof resp->hdr)
+            break; /* bounded by RESP_HDR_CAP: the rest is left out */
+        memcpy(resp->hdr + resp->hdr_len, x->line, x->line_len);
+        resp->hdr_len += x->line_len;
+    }
+}
+
 void h_static(const struct request *req, struct response *resp)
 {
     const struct http_req *h = req->h;
@@ -575,117 +1075,23 @@ void h_static(const struct request *req, struct response *resp)
             resp_error(resp, 405);
         }
         resp_header(resp, "Allow", "GET, HEAD, OPTIONS");
-        return;
-    }
-
-    const struct mount *m = req->mount;
-    /* the path inside the mount, without its leading '/' */
-    const char *rel = req->path + (m->prefix_len == 1 ? 1 : m->prefix_len);
-    while (*rel == '/')
-        rel++;
-    if (!cfg.allow_dotfiles && is_dotpath(rel)) {
-        /* the target as sent (the parser refused control bytes in it) */
-        vlog("404 for %.*s: a dotfile or dot directory (--allow-dotfiles serves them)",
-             (int)(h->path.len > 200 ? 200 : h->path.len), h->path.p);
-        resp_error(resp, 404);
-        return;
-    }
-    /* the normaliser bounds the path by PATH_MAX; room is left for the index name */
-    char relbuf[PATH_MAX + 16];
-    size_t rl = strlen(rel);
-    memcpy(relbuf, rel, rl + 1);
-    if (rl == 0 || relbuf[rl - 1] == '/') /* a directory's index, as it is cached */
-        memcpy(relbuf + rl, "index.html", sizeof "index.html");
-
-    struct fc_ent uncached, *e = fc_lookup(m, relbuf);
-    if (!e) {
-        relbuf[rl] = 0; /* back to the path as asked: it may be a directory */
-        struct stat st;
-        int fd = open_target(req, relbuf, sizeof relbuf, &st, resp);
-        if (fd < 0)
-            return;
-        fc_insert(m, relbuf, fd, &st);
-        e = fc_lookup(m, relbuf);
-        if (!e) { /* not cacheable (a long path): serve from this fd */
-            e = &uncached;
-            e->fd = fd;
-            e->data = NULL;
-            e->type = mime_type(relbuf, strlen(relbuf));
-            fc_fill(e, &st, 0);
+    } else {
+        const struct mount *m = req->mount;
+        /* the path inside the mount, without its leading '/' */
+        const char *rel = req->path + (m->prefix_len == 1 ? 1 : m->prefix_len);
+        while (*rel == '/')
+            rel++;
+        if (!cfg.allow_dotfiles && is_dotpath(rel)) {
+            /* the target as sent (the parser refused control bytes in it) */
+            vlog("404 for %.*s: a dotfile or dot directory (--allow-dotfiles serves them)",
+                 (int)(h->path.len > 200 ? 200 : h->path.len), h->path.p);
+            resp_error(resp, 404);
         } else {
-            close(fd);
+            serve_path(req, rel, 1, resp);
         }
     }
-
-    if (e == &uncached) {
-        /* the validators and the body come from this one open; the fd goes
-         * to the response (or is closed if the answer has no body) */
-        resp->fd = e->fd;
-    }
-    time_t t;
-    time_t mtime = e->mtim.tv_sec;
-    /* RFC 9110 13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range */
-    const struct http_header *im = http_req_header(h, "If-Match");
-    if ((im && !etag_list_match(im->value, e->etag, 0)) ||
-        (!im && header_date(h, "If-Unmodified-Since", &t) && mtime > t)) {
-        resp_error(resp, 412);
-        return;
-    }
-    const struct http_header *inm = http_req_header(h, "If-None-Match");
-    if (inm ? etag_list_match(inm->value, e->etag, 1)
-            : (header_date(h, "If-Modified-Since", &t) && mtime <= t)) {
-        resp->status = 304;
-        resp->length = 0;
-        memcpy(resp->hdr, e->hdr, e->hdr_len); /* ETag and Last-Modified, as a 200 would */
-        resp->hdr_len = e->hdr_len;
-        return;
-    }
-
-    uint64_t first = 0, last = e->size ? (uint64_t)e->size - 1 : 0;
-    int ranged = 0;
-    const struct http_header *range = h->m == HTTP_M_GET ? http_req_header(h, "Range") : NULL;
-    if (range) {
-        const struct http_header *ifr = http_req_header(h, "If-Range");
-        int ok = 1;
-        if (ifr) { /* a stale validator: send the whole (new) representation */
-            if (ifr->value.len && (ifr->value.p[0] == '"' || ifr->value.p[0] == 'W'))
-                ok = ifr->value.p[0] == '"' && etag_list_match(ifr->value, e->etag, 0);
-            else
-                ok = http_date_parse(ifr->value.p, ifr->value.len, &t) == 0 && t == mtime;
-        }
-        int r = ok ? http_parse_range(range->value.p, range->value.len, (uint64_t)e->size,
-                                      &first, &last)
-                   : 0;
-        if (r < 0) {
-            resp_error(resp, 416);
-            resp_header(resp, "Content-Range", "bytes */%lld", (long long)e->size);
-            return;
-        }
-        ranged = r == 1;
-    }
-
-    resp->status = ranged ? 206 : 200;
-    resp->content_type = e->type;
-    resp->length = e->size ? (int64_t)(last - first + 1) : 0;
-    memcpy(resp->hdr, e->hdr, e->hdr_len);
-    resp->hdr_len = e->hdr_len;
-    if (ranged)
-        resp_header(resp, "Content-Range", "bytes %llu-%llu/%lld", (unsigned long long)first,
-                    (unsigned long long)last, (long long)e->size);
-    /* Cached bytes: the response pins them, so it may wait (a full socket,
-     * a request body to read first) while the entry is evicted or refilled. */
-    if (e->data) {
-        resp_pinned(resp, resp->status, resp->content_type, e->data, (size_t)first,
-                    (size_t)resp->length);
-        return;
-    }
-    if (e != &uncached) {
-        resp->fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0); /* the response owns its fd */
-        if (resp->fd < 0) {
-            resp_error(resp, 503);
-            return;
-        }
-    }
-    resp->body = BODY_FILE;
-    resp->off = (off_t)first;
+    if (resp->status >= 400)
+        error_page(req, resp);
+    else
+        extra_headers(req, resp);
 }

@@ -1,7 +1,10 @@
 /* h_status.c - `--status PREFIX`: what the server is doing, from the
  * scoreboard every process writes to: the master and worker PIDs, per worker
  * connections accepted and open, requests, CGI scripts running, open fds;
- * the listen queue; children reaped; uptime. Plain text, or JSON with
+ * event workers' longest loop iteration (a stall: loop_max_us since the
+ * worker started, loop_recent_us over the last 10 to 20 s; the blocking
+ * models have no loop and show neither); the listen queue; children reaped;
+ * uptime; the mount table. Plain text, or JSON with
  * `?json`. Only loopback clients may look, unless --status-public; a loopback
  * request that came through a proxy (it carries Forwarded, Via, X-Real-IP or
  * an X-Forwarded-* field) is refused too.
@@ -12,6 +15,7 @@
  * rule that guards the raw spelling "/status" must not be bypassable by
  * another spelling of the same resource (docs/hardening.md). */
 #include <dirent.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -51,6 +55,22 @@ static int count_fds(pid_t pid)
             n++;
     closedir(d);
     return n - 1; /* the directory's own fd */
+}
+
+/* s as a JSON string: a mount's directory may hold any byte. */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
 }
 
 static const char *state_name(int st)
@@ -104,16 +124,20 @@ void h_status(const struct request *req, struct response *resp)
     int json = h->query.p && h->query.len >= 4 && memcmp(h->query.p, "json", 4) == 0;
 
     /* the accept queue of the listening socket: now / the backlog */
-    char qnow[16] = "null", qmax[16];
+    char qnow[24] = "null", qmax[24];
     snprintf(qmax, sizeof qmax, "%d", cfg.backlog);
-    struct tcp_info ti;
-    socklen_t tl = sizeof ti;
-    /* a fork model's child closed the listening socket: the queue is unknown there */
-    if (net_listen_fd >= 0 && getsockopt(net_listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0) {
-        snprintf(qnow, sizeof qnow, "%u", ti.tcpi_unacked);
-        snprintf(qmax, sizeof qmax, "%u", ti.tcpi_sacked);
+    unsigned qn, qm;
+    if (net_listen_queue(net_listen_fd, &qn, &qm) == 0) {
+        snprintf(qnow, sizeof qnow, "%u", qn);
+        snprintf(qmax, sizeof qmax, "%u", qm);
+    } else if (net_queue_seen_now >= 0) {
+        /* a fork model's child closed the listening socket: the queue as it
+         * was when this connection was accepted */
+        snprintf(qnow, sizeof qnow, "%ld", net_queue_seen_now);
+        snprintf(qmax, sizeof qmax, "%ld", net_queue_seen_max);
     }
     long uptime = (long)(time(NULL) - sb->started);
+    int loop = strcmp(cfg.model, "event") == 0; /* the loop-time columns */
 
     char *buf = NULL;
     size_t len = 0;
@@ -133,9 +157,10 @@ void h_status(const struct request *req, struct response *resp)
         fprintf(f,
                 FH_SERVER ", model %s, up %ld s\n"
                 "master pid %d (%d fds), listen queue %s of %s, children reaped %llu\n\n"
-                "slot    pid  state     accepted  open  requests  cgi  fds\n",
+                "slot    pid  state     accepted  open  requests  cgi  fds%s%s\n",
                 cfg.model, uptime, (int)sb->master, count_fds(sb->master), qnow, qmax,
-                (unsigned long long)sb->reaped);
+                (unsigned long long)sb->reaped, loop ? "  loop_ms  loop_max_ms" : "",
+                cfg.ntls_cert ? "  tls_handshakes  tls_resumed  tls_failed" : "");
     int first = 1;
     for (int i = 0; i < sb->nslots && i < SB_MAX_SLOTS; i++) {
         const struct sb_slot *s = &sb->slot[i];
@@ -145,17 +170,47 @@ void h_status(const struct request *req, struct response *resp)
         if (json) {
             fprintf(f,
                     "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"accepted\":%llu,"
-                    "\"active\":%llu,\"requests\":%llu,\"cgi\":%llu,\"fds\":%d}",
+                    "\"active\":%llu,\"requests\":%llu,\"cgi\":%llu,\"fds\":%d",
                     first ? "" : ",", i, (int)s->pid, state_name(s->state),
                     (unsigned long long)s->accepted, (unsigned long long)s->active,
                     (unsigned long long)s->requests, (unsigned long long)s->cgi, fds);
+            if (loop)
+                fprintf(f, ",\"loop_recent_us\":%u,\"loop_max_us\":%u", (unsigned)s->loop_recent_us,
+                        (unsigned)s->loop_max_us);
+            if (cfg.ntls_cert) /* HTTPS (tls.c) */
+                fprintf(f, ",\"tls_handshakes\":%llu,\"tls_resumed\":%llu,\"tls_failed\":%llu",
+                        (unsigned long long)s->tls_handshakes, (unsigned long long)s->tls_resumed,
+                        (unsigned long long)s->tls_failed);
+            fputc('}', f);
         } else {
-            fprintf(f, "%4d %6d  %-8s %9llu %5llu %9llu %4llu %4d\n", i, (int)s->pid,
+            fprintf(f, "%4d %6d  %-8s %9llu %5llu %9llu %4llu %4d", i, (int)s->pid,
                     state_name(s->state), (unsigned long long)s->accepted,
                     (unsigned long long)s->active, (unsigned long long)s->requests,
                     (unsigned long long)s->cgi, fds);
+            if (loop)
+                fprintf(f, " %8.1f %12.1f", s->loop_recent_us / 1000.0, s->loop_max_us / 1000.0);
+            if (cfg.ntls_cert)
+                fprintf(f, " %15llu %12llu %11llu", (unsigned long long)s->tls_handshakes,
+                        (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failed);
+            fputc('\n', f);
         }
         first = 0;
+    }
+    /* the mount table, as the router sees it (longest prefix wins) */
+    fputs(json ? "],\"mounts\":[" : "\nprefix           kind    serves\n", f);
+    for (int i = 0; i < cfg.nmounts; i++) {
+        const struct mount *mt = &cfg.mounts[i];
+        char what[PATH_MAX + 64];
+        mt->ops->describe(mt, what, sizeof what);
+        if (json) {
+            fputs(i ? ",{\"prefix\":" : "{\"prefix\":", f);
+            json_str(f, mt->prefix);
+            fprintf(f, ",\"kind\":\"%s\",\"serves\":", mt->ops->name);
+            json_str(f, what);
+            fputc('}', f);
+        } else {
+            fprintf(f, "%-16s %-7s %s\n", mt->prefix, mt->ops->name, what);
+        }
     }
     if (json)
         fputs("]}\n", f);

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "environ.h" /* struct tls_facts */
 #include "http_parse.h"
 #include "net.h"
 #include "resp.h"
@@ -20,6 +21,7 @@ struct request {
     const struct mount *mount;  /* the mount that matched (router.c) */
     const union net_addr *peer;
     union net_addr local;       /* the server's address of this connection */
+    const struct tls_facts *tls; /* HTTPS: the connection's TLS facts; NULL on plain HTTP */
     /* The request body, de-chunked and complete, for mounts that take one
      * (CGI, apps): a file open for reading at offset 0 (an unlinked temporary
      * file, so a large body is never held in memory), or -1 when there is no

@@ -877,6 +877,63 @@ int http_parse_range(const char *v, size_t len, uint64_t size,
     return 1;
 }
 
+/* One range-spec [p, end) (OWS trimmed) against size: 1 satisfiable
+ * (*first..*last), -1 unsatisfiable, 0 invalid. */
+static int range_spec(const char *p, const char *end, uint64_t size,
+                      uint64_t *first, uint64_t *last)
+{
+    uint64_t a = 0, b = 0;
+    if (p < end && *p == '-') { /* suffix-range: the last b bytes */
+        p++;
+        if (parse_u64(&p, end, &b) <= 0 || p != end) return 0;
+        if (b == 0 || size == 0) return -1;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return 1;
+    }
+    int open = 0;
+    if (parse_u64(&p, end, &a) <= 0 || p >= end || *p != '-') return 0;
+    p++;
+    if (p == end) open = 1;
+    else if (parse_u64(&p, end, &b) <= 0 || p != end) return 0;
+    if (!open && b < a) return 0;
+    if (a >= size) return -1;
+    *first = a;
+    *last = (open || b >= size) ? size - 1 : b;
+    return 1;
+}
+
+int http_parse_ranges(const char *v, size_t len, uint64_t size,
+                      struct http_range *out, int max)
+{
+    const char *p = v, *end = v + len;
+    int n = 0, specs = 0;
+
+    if (len < 6 || !mem_ieq(p, "bytes=", 6)) return 0;
+    p += 6;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end, *s = p;
+        p = comma ? comma + 1 : end;
+        while (s < e && is_ows((unsigned char)*s)) s++;
+        const char *t = e;
+        while (t > s && is_ows((unsigned char)t[-1])) t--;
+        if (s == t) continue; /* an empty list element (RFC 9110 5.6.1) */
+        if (++specs > max) return 0; /* too many: the whole representation */
+        uint64_t f, l;
+        int r = range_spec(s, t, size, &f, &l);
+        if (r == 0) return 0; /* one invalid spec invalidates the field */
+        if (r < 0) continue;  /* unsatisfiable: left out */
+        for (int i = 0; i < n; i++) /* overlap with an earlier one: whole */
+            if (f <= out[i].last && out[i].first <= l) return 0;
+        out[n].first = f;
+        out[n].last = l;
+        n++;
+    }
+    if (specs == 0) return 0;
+    return n ? n : -1;
+}
+
 /* ------------------------------------------------------------------ */
 /* path normalisation                                                  */
 

@@ -153,6 +153,21 @@ int http_chunked_decode(struct http_chunked *d, char *buf, size_t *len);
 int http_parse_range(const char *v, size_t len, uint64_t size,
                      uint64_t *first, uint64_t *last);
 
+/* Several ranges (multipart/byteranges, RFC 9110 14.6), with the bounds
+ * that keep a Range field from costing more than the file (the lesson of
+ * Apache's CVE-2011-3192): at most `max` range-specs, and no two of the
+ * satisfiable ones may overlap; past either bound the field is ignored (the
+ * whole representation, 200), as RFC 9110 14.2 allows.
+ * Returns n >= 1: out[0..n) are the satisfiable ranges, in request order;
+ *         0: ignore the field (not "bytes", a syntax error, an invalid
+ *            spec, more than max specs, overlapping ranges);
+ *        -1: none of the ranges is satisfiable: 416. */
+struct http_range {
+    uint64_t first, last; /* inclusive */
+};
+int http_parse_ranges(const char *v, size_t len, uint64_t size,
+                      struct http_range *out, int max);
+
 /* ---- path normalisation ---- */
 
 /* Percent-decode an origin-form path (no query) into out (NUL-terminated),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,16 +23,80 @@ int log_level_parse(const char *name)
     return -1;
 }
 
+/* ---- time stamps in the zone the server started in ----
+ * An app may change the process's time zone (Django sets TZ from its
+ * TIME_ZONE and calls tzset()): the log's times must not follow it. So the
+ * zone is read once, at start: its UTC offset now and at each change (DST)
+ * over the next two years; a time stamp is UTC plus that offset. */
+#define TZ_SPAN ((time_t)2 * 366 * 86400)
+static struct {
+    time_t from;
+    long off;
+} tz_tab[32];
+static int tz_n;
+
+static long off_at(time_t t)
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    return tm.tm_gmtoff;
+}
+
+void log_tz_init(void)
+{
+    tzset();
+    time_t t = time(NULL);
+    tz_tab[0].from = 0;
+    tz_tab[0].off = off_at(t);
+    tz_n = 1;
+    for (time_t a = t; a < t + TZ_SPAN && tz_n < (int)(sizeof tz_tab / sizeof tz_tab[0]);
+         a += 86400) {
+        time_t b = a + 86400;
+        long off = off_at(b);
+        if (off == tz_tab[tz_n - 1].off)
+            continue;
+        time_t lo = a, hi = b; /* off_at(lo) is the old offset, off_at(hi) the new */
+        while (hi - lo > 1) {
+            time_t mid = lo + (hi - lo) / 2;
+            if (off_at(mid) == off)
+                hi = mid;
+            else
+                lo = mid;
+        }
+        tz_tab[tz_n].from = hi;
+        tz_tab[tz_n].off = off;
+        tz_n++;
+    }
+}
+
+/* now in the start-up zone, "2026-11-26T17:32:01+0000" or, clf, the
+ * Combined Log Format's "26/Nov/2026:17:32:01 +0000". */
+static size_t stamp(char *buf, size_t cap, time_t now, int clf)
+{
+    if (tz_n == 0)
+        log_tz_init(); /* a program that never called it (unit tests) */
+    long off = tz_tab[0].off;
+    for (int i = 1; i < tz_n && now >= tz_tab[i].from; i++)
+        off = tz_tab[i].off;
+    time_t local = now + off;
+    struct tm tm;
+    gmtime_r(&local, &tm);
+    size_t n = clf ? strftime(buf, cap, "%d/%b/%Y:%H:%M:%S ", &tm)
+                   : strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    long a = off < 0 ? -off : off;
+    int k = snprintf(buf + n, cap - n, "%c%02ld%02ld", off < 0 ? '-' : '+', a / 3600,
+                     a % 3600 / 60);
+    return k > 0 && (size_t)k < cap - n ? n + (size_t)k : n;
+}
+
 __attribute__((format(printf, 2, 0))) static void vlogline(int level, const char *fmt, va_list ap)
 {
     char msg[1024];
     int saved = errno;
     int n = 0;
     if (log_stamp) {
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        n = (int)strftime(msg, sizeof msg, "%Y-%m-%dT%H:%M:%S%z ", &tm);
+        n = (int)stamp(msg, sizeof msg - 1, time(NULL), 0);
+        msg[n++] = ' ';
     }
     n += snprintf(msg + n, sizeof msg - (size_t)n, "forkhttpd[%d]: %s: ", (int)getpid(),
                   level_name[level]);
@@ -197,6 +262,44 @@ int access_log_reopen(void)
     return 0;
 }
 
+/* Create a log file that does not exist yet (as root) and give it to
+ * uid:gid, so that a server that dropped to that user can reopen it. Not
+ * through a symlink nor a hard link: whoever can write the directory must
+ * not get root to hand them another file (nginx's CVE-2016-1247). */
+static void give_file(const char *path, uid_t uid, gid_t gid)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        log_error("%s:", path);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && (st.st_uid != uid || st.st_gid != gid) &&
+        fchown(fd, uid, gid) < 0)
+        log_error("chown %s:", path);
+    close(fd);
+}
+
+void log_files_give(uid_t uid, gid_t gid)
+{
+    if (elog_path)
+        give_file(elog_path, uid, gid);
+    if (alog_path && strcmp(alog_path, "-") != 0)
+        give_file(alog_path, uid, gid);
+}
+
+int log_files_need_owner(void)
+{
+    return elog_path || (alog_path && strcmp(alog_path, "-") != 0);
+}
+
+void access_log_close(void)
+{
+    if (alog_fd >= 0)
+        close(alog_fd);
+    alog_fd = -1;
+}
+
 int access_log_enabled(void)
 {
     return alog_fd >= 0;
@@ -227,9 +330,7 @@ static const char *clf_time(void)
     static time_t cached = -1;
     time_t now = time(NULL);
     if (now != cached) {
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S %z", &tm);
+        stamp(buf, sizeof buf, now, 1);
         cached = now;
     }
     return buf;
@@ -243,7 +344,10 @@ void access_log_write(const char *peer, const char *rl, size_t rl_len, int statu
         return;
     char line[4096];
     size_t n = (size_t)snprintf(line, sizeof line, "%s - - [%s] \"", peer, clf_time());
-    n += put_escaped(line + n, 2048, rl, rl_len);
+    if (rl_len)
+        n += put_escaped(line + n, 2048, rl, rl_len);
+    else
+        line[n++] = '-'; /* no request line at all (nginx: "-") */
     n += (size_t)snprintf(line + n, sizeof line - n, "\" %d ", status);
     if (bytes)
         n += (size_t)snprintf(line + n, sizeof line - n, "%llu \"", (unsigned long long)bytes);

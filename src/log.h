@@ -43,6 +43,17 @@ int error_log_open(const char *path);
 /* Access log in Combined Log Format; path "-" is stdout. 0 or -1 (message printed). */
 int access_log_open(const char *path);
 int access_log_reopen(void);
+/* --user: make sure the --error-log/--access-log files exist and belong to
+ * uid:gid (created as root if need be), so that the server, once it runs as
+ * that user, can reopen them on SIGUSR1. Called at start and, on SIGUSR1, by
+ * the root parent that main.c keeps for it. */
+#include <sys/types.h>
+void log_files_give(uid_t uid, gid_t gid);
+int log_files_need_owner(void); /* is there a log file (not stdout/stderr)? */
+void access_log_close(void);    /* this process's copy (the root parent's) */
+/* Read the time zone once, at start: log time stamps stay in that zone
+ * whatever an app later does to TZ (Django sets it). */
+void log_tz_init(void);
 int access_log_enabled(void);
 void access_log_write(const char *peer, const char *request_line, size_t rl_len, int status,
                       uint64_t bytes, const char *referer, size_t ref_len, const char *ua,

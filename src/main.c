@@ -3,8 +3,11 @@
 #include <grp.h>
 #include <pwd.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +19,7 @@
 #include "net.h"
 #include "sig.h"
 #include "supervise.h"
+#include "tls.h"
 
 static const struct model models[] = {
     {"iterative", model_iterative, 0},
@@ -100,10 +104,98 @@ static int drop_privileges(void)
     return 0;
 }
 
+/* Started as root with --user: the ids the server will run as (0, or -1
+ * with a message); *uid is -1 when it will not change user. */
+static int target_ids(uid_t *uid, gid_t *gid)
+{
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    if (geteuid() != 0 || !cfg.user)
+        return 0;
+    struct passwd *pw = getpwnam(cfg.user);
+    if (!pw) {
+        fprintf(stderr, "forkhttpd: --user %s: no such user\n", cfg.user);
+        return -1;
+    }
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    if (cfg.group) {
+        struct group *gr = getgrnam(cfg.group);
+        if (!gr) {
+            fprintf(stderr, "forkhttpd: --group %s: no such group\n", cfg.group);
+            return -1;
+        }
+        *gid = gr->gr_gid;
+    }
+    return 0;
+}
+
+/* The root parent. Started as root with --user and files in directories
+ * only root may write (--pid-file, --unix, the logs), the server runs as a
+ * child that drops to --user, and the process started stays root to do, as
+ * nginx's master does, what needs root: on SIGUSR1 it creates the rotated
+ * log files and gives them to the user before passing the signal on (the
+ * server then reopens them by name); at exit it removes the pid file and the
+ * socket. It forwards TERM, INT, HUP, USR1 and exits with the server's
+ * status. It runs no request code and holds no socket. Returns only in the
+ * child (0), or -1 if fork fails. */
+static int keep_root_parent(int lfd, uid_t uid, gid_t gid)
+{
+    static const int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    sigset_t set, old;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
+        sigaddset(&set, fwd[i]);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "forkhttpd: fork: %s\n", strerror(errno));
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return -1;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return 0;
+    }
+    close(lfd);
+    net_close_extra();
+    tls_free();
+    access_log_close();
+    int rc = 1;
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0)
+            continue; /* EINTR */
+        if (sig == SIGCHLD) {
+            int st;
+            pid_t w = waitpid(pid, &st, WNOHANG);
+            if (w == pid && (WIFEXITED(st) || WIFSIGNALED(st))) {
+                rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                break;
+            }
+            continue;
+        }
+        if (sig == SIGUSR1)
+            log_files_give(uid, gid);
+        /* ^C on a terminal reached the whole process group already */
+        if (si.si_code != SI_KERNEL)
+            kill(pid, sig);
+    }
+    if (cfg.pid_file)
+        unlink(cfg.pid_file);
+    if (cfg.unix_path)
+        unlink(cfg.unix_path);
+    config_free();
+    exit(rc);
+}
+
 int main(int argc, char **argv)
 {
     config_parse(argc, argv);
-    tzset(); /* read the zone once here, not in every forked child */
+    log_tz_init(); /* read the zone once here: not in every forked child, nor as an app changes it */
     log_level = cfg.log_level;
     log_verbose_on = cfg.log_level >= LOG_DEBUG;
 
@@ -123,10 +215,20 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    uid_t uid;
+    gid_t gid;
+    if (target_ids(&uid, &gid) < 0)
+        return 2;
     if (cfg.error_log && error_log_open(cfg.error_log) < 0)
         return 2;
     if (access_log_open(cfg.access_log) < 0)
         return 2;
+    /* certificates and keys: read now, while the key files may be readable
+     * only by the user who starts the server (root) */
+    if (tls_setup() < 0)
+        return 2;
+    if (uid != (uid_t)-1) /* the server, as --user, must be able to reopen them */
+        log_files_give(uid, gid);
     int port = 0;
     const char *where = cfg.host;
     char unix_where[256];
@@ -136,7 +238,7 @@ int main(int argc, char **argv)
     if (lfd >= 0) {
         where = "systemd socket";
     } else if (cfg.unix_path) {
-        lfd = net_listen_unix(cfg.unix_path, cfg.backlog);
+        lfd = net_listen_unix(cfg.unix_path, cfg.backlog, cfg.unix_mode, uid, gid);
         snprintf(unix_where, sizeof unix_where, "unix:%s", cfg.unix_path);
         where = unix_where;
     } else {
@@ -146,14 +248,30 @@ int main(int argc, char **argv)
             log_info("--accept reuseport applies to the event model only");
         lfd = net_listen(cfg.host, cfg.port, cfg.backlog, &port);
     }
-    if (lfd < 0)
+    if (lfd < 0) {
+        tls_free();
         return 2;
+    }
+    net_listener_main(lfd, tls_enabled(), where, port);
+    if (net_listen_extra(cfg.backlog) < 0) { /* --listen */
+        close(lfd);
+        net_close_extra();
+        tls_free();
+        return 2;
+    }
     /* apps load (and --preload imports) after the privileges are dropped:
      * their code never runs as root when --user is given */
-    if (write_pid_file() < 0 || drop_privileges() < 0 || h_app_load() < 0) {
+    /* with --user, files only root may remove or re-create: a root parent stays */
+    int keeper = uid != (uid_t)-1 && (cfg.pid_file || cfg.unix_path || log_files_need_owner());
+    if (write_pid_file() < 0 || (keeper && keep_root_parent(lfd, uid, gid) < 0) ||
+        drop_privileges() < 0 || h_app_load() < 0) {
         close(lfd);
-        if (cfg.pid_file)
+        if (cfg.pid_file && !keeper)
             unlink(cfg.pid_file);
+        if (cfg.unix_path && !keeper)
+            unlink(cfg.unix_path);
+        net_close_extra();
+        tls_free();
         return 2;
     }
     sig_install();
@@ -163,8 +281,14 @@ int main(int argc, char **argv)
 
     int workers = model->uses_workers ? cfg.workers : 1;
     char banner[512];
-    snprintf(banner, sizeof banner, "Serving HTTP on %s port %d (model %s, %d worker%s) ...\n",
-             where, port, model->name, workers, workers == 1 ? "" : "s");
+    size_t bn = 0;
+    /* a line per listener, the main one first (tests read its port there) */
+    for (int i = 0; i < net_nlisteners && bn < sizeof banner; i++)
+        bn += (size_t)snprintf(banner + bn, sizeof banner - bn,
+                               "Serving HTTP%s on %s port %d (model %s, %d worker%s) ...\n",
+                               net_listeners[i].tls ? "S" : "", net_listeners[i].where,
+                               net_listeners[i].port, model->name, workers,
+                               workers == 1 ? "" : "s");
     announce_set(banner);
     /* The banner says "ready": with a listener per worker (reuseport) nothing
      * listens until the workers have opened theirs, so the master says it. */
@@ -186,9 +310,11 @@ int main(int argc, char **argv)
 
     if (sig_close_on_stop != -2) /* else the stop signal closed it already */
         close(lfd);
-    if (cfg.pid_file)
+    net_close_extra();
+    tls_free();
+    if (cfg.pid_file && !keeper) /* else the root parent removes them */
         unlink(cfg.pid_file);
-    if (cfg.unix_path)
+    if (cfg.unix_path && !keeper)
         unlink(cfg.unix_path);
     h_app_unload(); /* the handles loaded before any fork (a worker closed its own copies) */
     config_free();

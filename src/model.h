@@ -22,7 +22,7 @@ int model_event(int lfd);
 
 /* serve.c: run one connection to completion in this process, waiting with
  * poll() for what conn_step asks (the blocking models: iterative, fork, prefork). */
-void serve_connection(int fd, const union net_addr *peer);
+void serve_connection(int fd, const union net_addr *peer, int listener);
 /* accept() error handling shared by the accept loops: 0 to retry at once. */
 int accept_error(int err);
 

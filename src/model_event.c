@@ -3,8 +3,10 @@
  *
  * Every connection is registered once, edge-triggered, for both directions:
  * conn_step() always works until the kernel says EAGAIN, so an edge is never
- * lost and no epoll_ctl is needed per request. Timeouts: a sweep over the
- * open connections every 250 ms compares each deadline with the clock.
+ * lost and no epoll_ctl is needed per request. Timeouts: the open
+ * connections sit in a min-heap by deadline (the timers below), and
+ * epoll_wait sleeps until the first one: an idle connection costs nothing
+ * until its deadline comes.
  *
  * Accepts are spread with EPOLLEXCLUSIVE on the one shared listening socket:
  * the kernel wakes one waiting worker per connection instead of all of them
@@ -20,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -27,17 +30,20 @@
 #include "handler.h"
 #include "log.h"
 #include "model.h"
+#include "scoreboard.h"
 #include "sig.h"
 #include "supervise.h"
 
-#define SWEEP_MS 250
+/* Periodic work, whatever the timers: reaping CGI scripts (h_cgi_reap asks
+ * sooner when a grace ends), a paused accept, the end of a graceful stop. */
+#define TICK_MS 250
 #define EXTRA_TAG 1u /* epoll data of a connection's extra fd: the econn pointer | 1 */
 
 /* One slot per possible fd: no allocation per connection, and an idle
  * connection costs only this struct (plus the kernel's socket). */
 struct econn {
     struct conn c;
-    struct econn *prev, *next; /* the open connections, for the timeout sweep */
+    size_t ti;                 /* its index in timers[] (every open connection has one) */
     int extra_fd;              /* a body stream's fd registered in epoll, or -1 */
     int waiting;               /* what the last conn_step waits for (CONN_*) */
 };
@@ -49,43 +55,120 @@ static int ready_fd = -1, ready_rd = -1;
 
 static struct econn *table;
 static size_t table_len;
-static struct econn *open_list;
 static int nconns;
 static int ep = -1;
-static int lfd_ = -1;
+static int lfd_ = -1;      /* the main listener (net_listeners[0]) in this worker */
+static int xlfd[NET_MAX_LISTENERS]; /* --listen ones ([1]...): every worker serves all */
+#define LFD(i) ((i) == 0 ? lfd_ : xlfd[i])
 static int accepting;      /* is the listener in the epoll set? */
 static uint64_t resume_at; /* accepting paused (EMFILE) until then */
+
+/* ---- timers ----
+ *
+ * A binary min-heap of the open connections, keyed by when to look at each
+ * (nginx keeps an rbtree, h2o a timer wheel; a heap is as exact as the clock,
+ * so a timeout fires on time whatever its length, and needs no wheel to size).
+ *
+ * Filed lazily: the key is never later than the connection's deadline, but
+ * may be earlier. conn_step() moves the deadline on almost every step; when
+ * it moves later (the usual case: a keep-alive request pushes the next
+ * timeout out), nothing is done, and when the old key comes, expire() files
+ * the connection again under its real deadline. So a busy keep-alive
+ * connection costs no heap operation per request (one per timeout period),
+ * and one only moved earlier (conn_stop_soon...) is re-filed at once. */
+struct timer {
+    uint64_t at;     /* ms; <= e->c.deadline */
+    struct econn *e;
+};
+static struct timer *timers; /* timers[0] is due first */
+static size_t ntimers;
+
+static void timer_place(size_t i, struct timer t)
+{
+    timers[i] = t;
+    t.e->ti = i;
+}
+
+static void sift_up(size_t i, struct timer t)
+{
+    while (i > 0 && timers[(i - 1) / 2].at > t.at) {
+        timer_place(i, timers[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    timer_place(i, t);
+}
+
+static void sift_down(size_t i, struct timer t)
+{
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= ntimers)
+            break;
+        if (k + 1 < ntimers && timers[k + 1].at < timers[k].at)
+            k++;
+        if (t.at <= timers[k].at)
+            break;
+        timer_place(i, timers[k]);
+        i = k;
+    }
+    timer_place(i, t);
+}
+
+static void timer_add(struct econn *e, uint64_t at)
+{
+    sift_up(ntimers++, (struct timer){at, e});
+}
+
+/* File e (in the heap) under a new key. */
+static void timer_move(struct econn *e, uint64_t at)
+{
+    struct timer t = {at, e};
+    if (at < timers[e->ti].at)
+        sift_up(e->ti, t);
+    else
+        sift_down(e->ti, t);
+}
+
+static void timer_del(struct econn *e)
+{
+    size_t i = e->ti;
+    struct timer last = timers[--ntimers];
+    if (i == ntimers)
+        return;
+    if (last.at < timers[i].at) /* the last one takes e's place */
+        sift_up(i, last);
+    else
+        sift_down(i, last);
+}
+
+/* After a step: a deadline moved earlier than its key is re-filed now. */
+static void timer_update(struct econn *e)
+{
+    if (e->c.deadline < timers[e->ti].at)
+        timer_move(e, e->c.deadline);
+}
 
 static void listen_on(int on)
 {
     if (on == accepting || lfd_ < 0)
         return;
-    if (on) {
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd_, &ev) < 0) {
-            log_error("epoll_ctl add listener:");
-            return;
+    for (int i = 0; i < net_nlisteners || i == 0; i++) {
+        if (on) {
+            /* epoll data: the listener's index << 1, below any econn pointer */
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+                                     .data.u64 = (uint64_t)i << 1};
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, LFD(i), &ev) < 0)
+                log_error("epoll_ctl add listener:");
+        } else {
+            epoll_ctl(ep, EPOLL_CTL_DEL, LFD(i), NULL);
         }
-    } else {
-        epoll_ctl(ep, EPOLL_CTL_DEL, lfd_, NULL);
     }
     accepting = on;
 }
 
-static void unlink_conn(struct econn *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        open_list = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    e->prev = e->next = NULL;
-}
-
 static void close_conn(struct econn *e)
 {
-    unlink_conn(e);
+    timer_del(e);
     if (e->extra_fd >= 0)
         epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL);
     e->extra_fd = -1;
@@ -127,13 +210,14 @@ static void step(struct econn *e)
         epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL); /* ENOENT if closed: fine */
         e->extra_fd = -1;
     }
+    timer_update(e);
 }
 
-static void accept_ready(void)
+static void accept_ready(int li)
 {
     while (nconns < cfg.max_conns) {
         union net_addr peer;
-        int fd = net_accept(lfd_, &peer);
+        int fd = net_accept(LFD(li), &peer);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -153,11 +237,7 @@ static void accept_ready(void)
         conn_init(&e->c, fd, &peer);
         e->extra_fd = -1;
         e->waiting = CONN_READ;
-        e->prev = NULL;
-        e->next = open_list;
-        if (open_list)
-            open_list->prev = e;
-        open_list = e;
+        timer_add(e, e->c.deadline);
         nconns++;
         sb_accepted((uint64_t)nconns);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -167,28 +247,49 @@ static void accept_ready(void)
             close_conn(e);
             continue;
         }
+        if (transport_attach(&e->c, li) < 0) { /* TLS or plain, per listener */
+            close_conn(e);
+            continue;
+        }
         step(e); /* the request often arrived with the connection: read it now */
     }
     listen_on(0); /* --max-conns reached: accept again when one closes */
 }
 
-static void sweep(uint64_t now)
+/* The connections whose deadline has passed: conn_timeout, then step. Only
+ * the due ones are looked at. */
+static void expire(uint64_t now)
 {
-    struct econn *e = open_list, *next;
-    for (; e; e = next) {
-        next = e->next; /* step() may close and unlink e */
-        if (now >= e->c.deadline) {
-            conn_timeout(&e->c);
-            step(e);
+    while (ntimers && timers[0].at <= now) {
+        struct econn *e = timers[0].e;
+        if (e->c.deadline > now) { /* filed early (lazily): its real deadline */
+            timer_move(e, e->c.deadline);
+            continue;
         }
+        conn_timeout(&e->c);
+        step(e);
+        if (e->c.fd >= 0) /* still open: at its new deadline, not again in this pass */
+            timer_move(e, e->c.deadline > now ? e->c.deadline : now + 1);
     }
-    h_cgi_reap(0); /* CGI scripts whose response is over: reap, kill after their grace */
 }
 
+/* Graceful stop: deadlines only move earlier; re-file them all at once. */
 static void stop_soon_all(void)
 {
-    for (struct econn *e = open_list; e; e = e->next)
-        conn_stop_soon(&e->c);
+    for (size_t i = 0; i < ntimers; i++) {
+        conn_stop_soon(&timers[i].e->c);
+        if (timers[i].e->c.deadline < timers[i].at)
+            timers[i].at = timers[i].e->c.deadline;
+    }
+    for (size_t i = ntimers / 2; i-- > 0;) /* heapify */
+        sift_down(i, timers[i]);
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static int event_worker(int lfd)
@@ -200,13 +301,26 @@ static int event_worker(int lfd)
     /* untouched pages cost nothing: RSS grows with the connections really open */
     table = mmap(NULL, table_len * sizeof *table, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    timers = mmap(NULL, table_len * sizeof *timers, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    if (table == MAP_FAILED || ep < 0) {
+    if (table == MAP_FAILED || timers == MAP_FAILED || ep < 0) {
         log_error("event worker setup:");
         return 1;
     }
     lfd_ = lfd;
+    for (int i = 1; i < net_nlisteners; i++)
+        xlfd[i] = net_listeners[i].fd;
     if (net_reuseport) {
+        for (int i = 1; i < net_nlisteners; i++) { /* the --listen ones too */
+            int fd = net_listen_same(xlfd[i], cfg.backlog);
+            if (fd < 0) {
+                log_error("reuseport listener:");
+                return 1;
+            }
+            close(xlfd[i]);
+            xlfd[i] = fd;
+        }
         /* a listener of our own in the port's SO_REUSEPORT group: the kernel
          * hashes each new connection to one worker's queue */
         lfd_ = net_listen_same(lfd, cfg.backlog);
@@ -230,14 +344,16 @@ static int event_worker(int lfd)
     sb_set_state(SB_IDLE);
 
     struct epoll_event evs[256];
-    uint64_t next_sweep = now_ms() + SWEEP_MS;
-    uint64_t drain_end = 0;
+    uint64_t next_tick = now_ms() + TICK_MS, next_window = now_ms() + SB_LOOP_WINDOW_MS;
+    uint64_t drain_end = 0, woke = 0;
     for (;;) {
         if (sig_stop && !drain_end) {
             /* graceful stop: no new connections; finish the rest */
             listen_on(0);
             close(lfd_);
             lfd_ = -1;
+            for (int i = 1; i < net_nlisteners; i++)
+                close(xlfd[i]);
             net_listen_fd = -1;
             drain_end = now_ms() + (uint64_t)cfg.grace;
             stop_soon_all();
@@ -255,8 +371,16 @@ static int event_worker(int lfd)
             resume_at = 0;
             listen_on(1);
         }
-        int timeout = next_sweep > now ? (int)(next_sweep - now) : 0;
+        uint64_t wake = next_tick;
+        if (ntimers && timers[0].at < wake)
+            wake = timers[0].at;
+        int timeout = wake > now ? (int)(wake - now) : 0;
+        if (woke) { /* the iteration since the last epoll_wait returned */
+            uint64_t us = mono_us() - woke;
+            sb_loop_time(us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
+        }
         int n = epoll_wait(ep, evs, 256, timeout);
+        woke = mono_us();
         if (n < 0 && errno != EINTR) {
             log_error("epoll_wait:");
             break;
@@ -264,8 +388,8 @@ static int event_worker(int lfd)
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             struct econn *e = (struct econn *)(uintptr_t)(tag & ~(uint64_t)EXTRA_TAG);
-            if (!e) {
-                accept_ready();
+            if (tag < ((uint64_t)NET_MAX_LISTENERS << 1)) { /* a listener */
+                accept_ready((int)(tag >> 1));
                 continue;
             }
             if (e->c.fd < 0)
@@ -284,17 +408,27 @@ static int event_worker(int lfd)
             step(e);
         }
         now = now_ms();
-        if (now >= next_sweep) {
-            sweep(now);
-            next_sweep = now + SWEEP_MS;
+        expire(now);
+        if (now >= next_tick) {
+            /* CGI scripts whose response is over: reap, kill after their grace */
+            int ms = h_cgi_reap(0);
+            next_tick = now + (ms >= 0 && ms < TICK_MS ? (uint64_t)ms : TICK_MS);
+            if (now >= next_window) {
+                sb_loop_window();
+                next_window = now + SB_LOOP_WINDOW_MS;
+            }
         }
     }
-    while (open_list)
-        close_conn(open_list);
+    while (ntimers)
+        close_conn(timers[ntimers - 1].e);
     h_cgi_reap(1); /* the scripts of the last connections: no zombie, none left running */
-    if (lfd_ >= 0)
+    if (lfd_ >= 0) {
         close(lfd_);
+        for (int i = 1; i < net_nlisteners; i++)
+            close(xlfd[i]);
+    }
     close(ep);
+    munmap(timers, table_len * sizeof *timers);
     munmap(table, table_len * sizeof *table);
     return 0;
 }
@@ -335,6 +469,8 @@ static void event_setup(int lfd)
      * accept must then say EAGAIN instead of blocking */
     int fl = fcntl(lfd, F_GETFL);
     fcntl(lfd, F_SETFL, fl | O_NONBLOCK);
+    for (int i = 1; i < net_nlisteners; i++)
+        fcntl(net_listeners[i].fd, F_SETFL, fcntl(net_listeners[i].fd, F_GETFL) | O_NONBLOCK);
 }
 
 static const struct sup_model event = {

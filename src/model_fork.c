@@ -11,6 +11,9 @@
  *   SIGCHLD -> reap with waitpid(-1, &st, WNOHANG) in a loop: signals are not
  *   queued, so one SIGCHLD may stand for many finished children; without the
  *   reaping every finished child stays a zombie.
+ *
+ *   --lesson keep-dup-fd|no-reap|reap-once|no-eintr-retry puts one of these
+ *   bugs back, to see it (docs/tutorial.md); never on by default.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +32,7 @@
 #include "sig.h"
 #include "sigsafe.h"
 #include "supervise.h"
+#include "tls.h"
 #include "worker.h"
 
 /* The children alive, for the graceful stop. Changed by the SIGCHLD handler,
@@ -78,6 +82,8 @@ static void reap_children(int signo)
         }
         if (log_verbose_on)
             say_reaped(pid, status);
+        if (reap_once)
+            break; /* the other children that ended with this SIGCHLD stay zombies */
     }
     errno = saved_errno;
 }
@@ -108,8 +114,16 @@ static void refuse(int fd)
 /* Graceful stop: the children finish their connections (they got the same
  * SIGTERM if it came from a terminal or a process group; forward it anyway);
  * after --grace the rest are killed. */
-static void wait_children(sigset_t *chld)
+static void wait_children(sigset_t *chld, const struct sigaction *reaper)
 {
+    if (cfg.lesson == LESSON_NO_REAP || cfg.lesson == LESSON_REAP_ONCE) {
+        /* the lesson ends with the server: reap what it left, exit clean */
+        reap_once = 0;
+        sigaction(SIGCHLD, reaper, NULL);
+        sigprocmask(SIG_BLOCK, chld, NULL);
+        reap_children(SIGCHLD);
+        sigprocmask(SIG_UNBLOCK, chld, NULL);
+    }
     sigprocmask(SIG_BLOCK, chld, NULL);
     for (int i = 0; i < live_children; i++)
         kill(children[i], SIGTERM);
@@ -129,6 +143,25 @@ static void wait_children(sigset_t *chld)
     children = NULL;
 }
 
+/* What --lesson breaks, for the warning at start. */
+static const char *lesson_symptom(void)
+{
+    switch (cfg.lesson) {
+    case LESSON_KEEP_DUP_FD:
+        return "the parent keeps its copy of every client socket (clients never see EOF; "
+               "accept fails with EMFILE once the descriptors run out)";
+    case LESSON_NO_REAP:
+        return "no SIGCHLD handler, no waitpid() (every finished child stays a zombie)";
+    case LESSON_REAP_ONCE:
+        return "one waitpid() per SIGCHLD (children that end together leave zombies)";
+    case LESSON_NO_EINTR_RETRY:
+        return "accept() interrupted by SIGCHLD (EINTR) is not restarted (the server exits "
+               "when its first child ends)";
+    default:
+        return "";
+    }
+}
+
 int model_fork(int lfd)
 {
     struct sigaction sa;
@@ -138,7 +171,15 @@ int model_fork(int lfd)
     /* no SA_RESTART: accept() returns EINTR when a child is reaped, and we
      * restart it ourselves - the lesson of part 3 */
     sa.sa_flags = SA_NOCLDSTOP;
-    sigaction(SIGCHLD, &sa, NULL);
+    if (cfg.lesson == LESSON_NO_REAP)
+        signal(SIGCHLD, SIG_DFL); /* no handler, no waitpid(): zombies */
+    else
+        sigaction(SIGCHLD, &sa, NULL);
+    reap_once = cfg.lesson == LESSON_REAP_ONCE;
+    if (cfg.lesson)
+        warn("--lesson %s: this server is DELIBERATELY BROKEN to show a bug of the tutorial: "
+             "%s; never use it for real", cfg.lesson_name, lesson_symptom());
+    int rc = 0;
 
     sigset_t chld, old;
     sigemptyset(&chld);
@@ -150,6 +191,10 @@ int model_fork(int lfd)
             sig_reopen = 0;
             access_log_reopen();
         }
+        if (sig_reload) { /* SIGHUP: new certificates for the next children */
+            sig_reload = 0;
+            tls_reload();
+        }
         /* --max-conns children at most: past it, leave new connections in
          * the listen queue until one ends (a flood of idle connections must
          * not become a flood of processes) */
@@ -160,10 +205,17 @@ int model_fork(int lfd)
         if (sig_stop)
             break;
         union net_addr peer;
-        int fd = net_accept(lfd, &peer);
+        int li; /* which listener (--listen) */
+        int fd = net_accept_any(lfd, &peer, &li);
         if (fd < 0) {
             if (sig_stop)
                 break;
+            if (errno == EINTR && cfg.lesson == LESSON_NO_EINTR_RETRY) {
+                log_error("accept: %s (EINTR), and --lesson no-eintr-retry does not restart "
+                          "it: the server exits", strerror(EINTR));
+                rc = 1;
+                break;
+            }
             if (errno == EINTR && log_verbose_on && !sig_stop)
                 vlog("accept interrupted by a signal (EINTR); restarting it");
             accept_error(errno);
@@ -181,14 +233,16 @@ int model_fork(int lfd)
         if (pid == 0) {
             /* the child: the listening socket is the parent's business */
             sig_close_on_stop = -1; /* before the number can be reused */
+            net_queue_remember(lfd); /* the status page's listen queue */
             close(lfd);
+            net_close_extra();
             net_listen_fd = -1;
             signal(SIGCHLD, SIG_DFL);
             sigprocmask(SIG_SETMASK, &old, NULL);
             vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
                  (int)getppid());
             worker_begin();
-            serve_connection(fd, &peer);
+            serve_connection(fd, &peer, li);
             worker_end(WORKER_EXIT_NOW);
             _exit(0);
         }
@@ -212,12 +266,16 @@ int model_fork(int lfd)
         if (pid < 0) {
             log_error("fork:");
             refuse(fd);
+        } else if (cfg.lesson == LESSON_KEEP_DUP_FD) {
+            vlog("forked child PID %d; --lesson keep-dup-fd: parent keeps its copy of fd %d",
+                 (int)pid, fd);
+            continue; /* the bug: the descriptor leaks, the client waits for EOF */
         } else {
             vlog("forked child PID %d; parent closes its copy of fd %d", (int)pid, fd);
         }
         /* the parent: the child owns the connection now */
         close(fd);
     }
-    wait_children(&chld);
-    return 0;
+    wait_children(&chld, &sa);
+    return rc;
 }

@@ -14,6 +14,7 @@
 #include "model.h"
 #include "sig.h"
 #include "supervise.h"
+#include "tls.h"
 #include "worker.h"
 
 int model_iterative(int lfd)
@@ -25,8 +26,13 @@ int model_iterative(int lfd)
             sig_reopen = 0;
             access_log_reopen();
         }
+        if (sig_reload) { /* SIGHUP: new certificates from the next connection on */
+            sig_reload = 0;
+            tls_reload();
+        }
         union net_addr peer;
-        int fd = net_accept(lfd, &peer);
+        int li; /* which listener (--listen) */
+        int fd = net_accept_any(lfd, &peer, &li);
         if (fd < 0) {
             if (sig_stop)
                 break;
@@ -41,7 +47,7 @@ int model_iterative(int lfd)
         }
         sb_accepted(1);
         sb_set_state(SB_BUSY);
-        serve_connection(fd, &peer); /* closes fd */
+        serve_connection(fd, &peer, li); /* closes fd */
         sb_set_active(0);
         sb_set_state(SB_IDLE);
         vlog("connection closed");

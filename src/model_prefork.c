@@ -38,7 +38,8 @@ static int prefork_worker(int lfd)
             access_log_reopen();
         }
         union net_addr peer;
-        int fd = net_accept(lfd, &peer);
+        int li; /* which listener (--listen) */
+        int fd = net_accept_any(lfd, &peer, &li);
         if (fd < 0) {
             if (sig_stop)
                 break;
@@ -47,7 +48,7 @@ static int prefork_worker(int lfd)
         }
         set_state(1);
         sb_accepted(1);
-        serve_connection(fd, &peer);
+        serve_connection(fd, &peer, li);
         sb_set_active(0);
         set_state(0);
     }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,7 @@ int net_listen_same(int bound_fd, int backlog)
     return fd;
 }
 
-int net_listen_unix(const char *path, int backlog)
+int net_listen_unix(const char *path, int backlog, int mode, uid_t uid, gid_t gid)
 {
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
@@ -111,8 +112,15 @@ int net_listen_unix(const char *path, int backlog)
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(path); /* left by an earlier run */
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, backlog) < 0) {
+    /* born with --unix-mode (never wider for a moment), then given to --user */
+    mode_t old = umask((mode_t)(0777 & ~mode));
+    int r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (r < 0 || chmod(path, (mode_t)mode) < 0 ||
+        (uid != (uid_t)-1 && lchown(path, uid, gid) < 0) || listen(fd, backlog) < 0) {
         fprintf(stderr, "forkhttpd: cannot listen on unix:%s: %s\n", path, strerror(errno));
+        if (r == 0)
+            unlink(path);
         close(fd);
         return -1;
     }
@@ -137,6 +145,28 @@ int net_inherited(int *bound_port)
     unsetenv("LISTEN_FDNAMES");
     *bound_port = port_of(fd);
     return fd;
+}
+
+int net_listen_queue(int lfd, unsigned *now, unsigned *max)
+{
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    if (lfd < 0 || getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0)
+        return -1;
+    *now = ti.tcpi_unacked; /* on a listener: the accept queue now, and its limit */
+    *max = ti.tcpi_sacked;
+    return 0;
+}
+
+long net_queue_seen_now = -1, net_queue_seen_max = -1;
+
+void net_queue_remember(int lfd)
+{
+    unsigned now, max;
+    if (net_listen_queue(lfd, &now, &max) == 0) {
+        net_queue_seen_now = now;
+        net_queue_seen_max = max;
+    }
 }
 
 int net_accept(int lfd, union net_addr *peer)
@@ -175,4 +205,147 @@ void net_addr_str(const union net_addr *a, char *buf, size_t cap, int *port)
         if (port)
             *port = 0;
     }
+}
+
+/* ---- several listeners (--listen) ---- */
+
+struct net_listener net_listeners[NET_MAX_LISTENERS];
+int net_nlisteners;
+
+static struct {
+    char host[100];
+    int port;
+    int tls;
+} specs[NET_MAX_LISTENERS - 1];
+static int nspecs;
+
+void net_listen_spec(const char *spec)
+{
+    const char *s = spec, *colon;
+    char host[sizeof specs[0].host];
+    if (nspecs == NET_MAX_LISTENERS - 1) {
+        fprintf(stderr, "forkhttpd: --listen: at most %d listeners\n", NET_MAX_LISTENERS - 1);
+        exit(2);
+    }
+    if (*s == '[') { /* [v6]:port */
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = 0;
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host || memchr(s, ':', (size_t)(colon - s)))
+            goto bad;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = 0;
+    }
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || port < 0 || port > 65535 || colon[1] == '-' || colon[1] == '+')
+        goto bad;
+    int tls = 0;
+    if (strcmp(end, "/tls") == 0)
+        tls = 1;
+    else if (*end)
+        goto bad;
+    snprintf(specs[nspecs].host, sizeof specs[nspecs].host, "%s", host[0] ? host : "0.0.0.0");
+    specs[nspecs].port = (int)port;
+    specs[nspecs].tls = tls;
+    nspecs++;
+    return;
+bad:
+    fprintf(stderr, "forkhttpd: --listen: expected HOST:PORT or HOST:PORT/tls ([::1]:PORT for "
+                    "IPv6): '%s'\n", spec);
+    exit(2);
+}
+
+int net_spec_wants_tls(void)
+{
+    for (int i = 0; i < nspecs; i++)
+        if (specs[i].tls)
+            return 1;
+    return 0;
+}
+
+void net_listener_main(int fd, int tls, const char *where, int port)
+{
+    net_listeners[0].fd = fd;
+    net_listeners[0].tls = tls;
+    net_listeners[0].port = port;
+    snprintf(net_listeners[0].where, sizeof net_listeners[0].where, "%s", where);
+    net_nlisteners = 1;
+}
+
+int net_listen_extra(int backlog)
+{
+    for (int i = 0; i < nspecs; i++) {
+        int port = 0;
+        int fd = net_listen(specs[i].host, specs[i].port, backlog, &port);
+        if (fd < 0)
+            return -1;
+        struct net_listener *l = &net_listeners[net_nlisteners++];
+        l->fd = fd;
+        l->tls = specs[i].tls;
+        l->port = port;
+        snprintf(l->where, sizeof l->where, "%.100s", specs[i].host);
+    }
+    if (net_nlisteners > 1) /* several: poll, then accept; never block on a lost race */
+        for (int i = 0; i < net_nlisteners; i++)
+            fcntl(net_listeners[i].fd, F_SETFL, fcntl(net_listeners[i].fd, F_GETFL) | O_NONBLOCK);
+    return 0;
+}
+
+int net_tls_listener(void)
+{
+    for (int i = 0; i < net_nlisteners; i++)
+        if (net_listeners[i].tls)
+            return i;
+    return -1;
+}
+
+void net_close_extra(void)
+{
+    for (int i = 1; i < net_nlisteners; i++) {
+        if (net_listeners[i].fd >= 0)
+            close(net_listeners[i].fd);
+        net_listeners[i].fd = -1;
+    }
+}
+
+int net_accept_any(int lfd, union net_addr *peer, int *which)
+{
+    *which = 0;
+    if (net_nlisteners <= 1)
+        return net_accept(lfd, peer);
+    struct pollfd p[NET_MAX_LISTENERS];
+    for (int i = 0; i < net_nlisteners; i++) {
+        p[i].fd = i == 0 ? lfd : net_listeners[i].fd;
+        p[i].events = POLLIN;
+        p[i].revents = 0;
+    }
+    if (poll(p, (nfds_t)net_nlisteners, -1) < 0)
+        return -1;
+    static int next; /* start where the last one left off: no listener starves */
+    for (int k = 0; k < net_nlisteners; k++) {
+        int i = (next + k) % net_nlisteners;
+        if (p[i].revents & POLLNVAL) { /* closed by a stop signal */
+            errno = EBADF;
+            return -1;
+        }
+        if (!(p[i].revents & (POLLIN | POLLERR | POLLHUP)))
+            continue;
+        int fd = net_accept(p[i].fd, peer);
+        if (fd >= 0) {
+            *which = i;
+            next = i + 1;
+            return fd;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+    }
+    errno = EINTR; /* another process took it: look at the flags, poll again */
+    return -1;
 }

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 /* A peer or local address, small enough to keep per connection. */
 union net_addr {
@@ -23,8 +24,9 @@ int net_listen(const char *host, int port, int backlog, int *bound_port);
 extern int net_reuseport;
 int net_listen_same(int bound_fd, int backlog);
 
-/* Listen on a UNIX socket at path (a stale socket file there is replaced). */
-int net_listen_unix(const char *path, int backlog);
+/* Listen on a UNIX socket at path (a stale socket file there is replaced),
+ * with permissions mode (--unix-mode), owned by uid:gid unless uid is -1. */
+int net_listen_unix(const char *path, int backlog, int mode, uid_t uid, gid_t gid);
 
 /* systemd socket activation: the inherited listener (fd 3) when LISTEN_PID
  * is this process and LISTEN_FDS >= 1; else -1. Its port goes to *bound_port. */
@@ -32,6 +34,45 @@ int net_inherited(int *bound_port);
 
 /* The listening socket (for the status page's queue length), or -1. */
 extern int net_listen_fd;
+
+/* Every listener of the server: [0] is the main one (--host/--port, --unix or
+ * systemd's), the others come from --listen HOST:PORT[/tls]. All workers of
+ * every model serve all of them. */
+#define NET_MAX_LISTENERS 16
+struct net_listener {
+    int fd;
+    int tls;          /* speaks HTTPS */
+    int port;         /* the bound port (0 for a UNIX socket) */
+    char where[128];  /* for the banner: the host as given, "unix:PATH"... */
+};
+extern struct net_listener net_listeners[NET_MAX_LISTENERS];
+extern int net_nlisteners;
+/* --listen HOST:PORT or HOST:PORT/tls ("[::1]:PORT" for IPv6): remembered
+ * for net_listen_extra(). Prints one line and exits 2 when malformed. */
+void net_listen_spec(const char *spec);
+/* Does any --listen ask for /tls? */
+int net_spec_wants_tls(void);
+/* Record the main listener as net_listeners[0]. */
+void net_listener_main(int fd, int tls, const char *where, int port);
+/* Bind every --listen (after the main one). 0, or -1 after one line on stderr. */
+int net_listen_extra(int backlog);
+/* The first TLS listener's index, or -1. */
+int net_tls_listener(void);
+/* Close the listeners other than [0] (a fork-model child; the end of main). */
+void net_close_extra(void);
+/* The blocking models' accept: with one listener, net_accept(lfd); with
+ * several, poll() them all (lfd stands for [0]) and accept from a ready one.
+ * *which gets the listener's index. -1 with errno as net_accept (EINTR also
+ * when another process took the connection). */
+int net_accept_any(int lfd, union net_addr *peer, int *which);
+
+/* A TCP listener's accept queue: connections waiting now, and the limit
+ * (the backlog). 0, or -1 (not TCP). */
+int net_listen_queue(int lfd, unsigned *now, unsigned *max);
+/* The fork model's child closes the listener: just before, it remembers the
+ * queue as it was at its accept (the status page shows that); -1 unknown. */
+extern long net_queue_seen_now, net_queue_seen_max;
+void net_queue_remember(int lfd);
 
 /* accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC: every connection socket is
  * non-blocking (the core never blocks in a syscall) and not inherited by CGI

@@ -3,6 +3,7 @@
  * given first on the command line wins. */
 #include "router.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const struct mount *router_match(const char *path, size_t len)
@@ -28,7 +29,7 @@ int router_route(struct request *req, char *pathbuf, size_t cap, struct response
 {
     const struct http_req *h = req->h;
     if (h->target_form == HTTP_TF_ASTERISK) { /* OPTIONS * : the server as a whole */
-        resp->status = 200;
+        resp->status = 204; /* as OPTIONS on a static path: no content, just Allow */
         resp->length = 0;
         resp_header(resp, "Allow", "GET, HEAD, POST, OPTIONS");
         return 0;
@@ -51,15 +52,36 @@ int router_route(struct request *req, char *pathbuf, size_t cap, struct response
 
 int router_wants_body(const struct mount *m)
 {
-    return m && m->kind != MOUNT_STATIC;
+    return m && m->ops->wants_body;
 }
 
 void router_call(const struct request *req, struct response *resp)
 {
-    switch (req->mount->kind) {
-    case MOUNT_STATIC: h_static(req, resp); break;
-    case MOUNT_CGI: h_cgi(req, resp); break;
-    case MOUNT_APP: h_app(req, resp); break;
-    case MOUNT_STATUS: h_status(req, resp); break;
-    }
+    req->mount->ops->call(req, resp);
 }
+
+/* ---- the kinds of mount ---- */
+
+static void describe_dir(const struct mount *m, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", m->dir ? m->dir : "");
+}
+
+static void describe_app(const struct mount *m, char *buf, size_t cap)
+{
+    if (m->label)
+        snprintf(buf, cap, "%s", m->label);
+    else
+        snprintf(buf, cap, "%s:%s", m->file ? m->file : "", m->symbol ? m->symbol : "");
+}
+
+static void describe_status(const struct mount *m, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", cfg.status_public ? "any client" : "loopback clients");
+}
+
+const struct mount_ops mount_ops_static = {"static", 0, h_static, describe_dir};
+const struct mount_ops mount_ops_cgi = {"cgi", 1, h_cgi, describe_dir};
+const struct mount_ops mount_ops_app = {"app", 1, h_app, describe_app};
+/* the status page reads no body: a POST is 405, its body dropped */
+const struct mount_ops mount_ops_status = {"status", 0, h_status, describe_status};

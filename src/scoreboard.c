@@ -82,3 +82,27 @@ void sb_set_state(enum sb_state s)
     if (sb_self)
         sb_self->state = s;
 }
+
+/* This worker's longest iteration in this window and in the one before:
+ * loop_recent_us is the larger of the two, so it always covers at least the
+ * last full window. */
+static uint32_t loop_cur, loop_prev;
+
+void sb_loop_time(uint32_t us)
+{
+    if (!sb_self || us <= loop_cur)
+        return;
+    loop_cur = us;
+    if (us > loop_prev)
+        sb_self->loop_recent_us = us;
+    if (us > sb_self->loop_max_us)
+        sb_self->loop_max_us = us;
+}
+
+void sb_loop_window(void)
+{
+    loop_prev = loop_cur;
+    loop_cur = 0;
+    if (sb_self)
+        sb_self->loop_recent_us = loop_prev;
+}

@@ -25,6 +25,16 @@ struct sb_slot {
     volatile uint64_t requests;
     volatile uint64_t active;  /* open connections */
     volatile uint64_t cgi;     /* CGI scripts running */
+    /* event workers: the longest loop iteration (from epoll_wait's return to
+     * the next epoll_wait), in us, since the worker started and over the
+     * last 10 to 20 s (this 10-second window and the one before): a handler
+     * that blocks stalls every connection of its worker, and shows here.
+     * 0 in the blocking models, which have no loop to stall. */
+    volatile uint32_t loop_max_us;
+    volatile uint32_t loop_recent_us;
+    volatile uint64_t tls_handshakes; /* TLS handshakes completed (tls.c; atomic adds) */
+    volatile uint64_t tls_resumed;    /* ...of which resumed a session */
+    volatile uint64_t tls_failed;     /* handshakes that failed (a warn line each) */
     char request[120];         /* the request line being served, for crash reports */
 };
 
@@ -58,5 +68,11 @@ void sb_cgi_ended(void);
 void sb_accepted(uint64_t active);
 void sb_set_active(uint64_t active);
 void sb_set_state(enum sb_state s);
+/* Event workers: one loop iteration took us microseconds (cheap: the shared
+ * slot is written only when a maximum grows). */
+void sb_loop_time(uint32_t us);
+/* Event workers: a new window for loop_recent_us begins (every SB_LOOP_WINDOW_MS). */
+#define SB_LOOP_WINDOW_MS 10000
+void sb_loop_window(void);
 
 #endif

@@ -13,10 +13,14 @@
 #include "model.h"
 #include "sig.h"
 
-void serve_connection(int fd, const union net_addr *peer)
+void serve_connection(int fd, const union net_addr *peer, int listener)
 {
     struct conn c;
     conn_init(&c, fd, peer);
+    if (transport_attach(&c, listener) < 0) { /* TLS (the handshake happens here, in conn_step) */
+        conn_close(&c);
+        return;
+    }
     for (;;) {
         int w = conn_step(&c);
         if (w == CONN_DONE)

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "log.h"
 #include "sig.h"
+#include "tls.h"
 #include "worker.h"
 
 static volatile sig_atomic_t got_chld, got_alrm, got_usr2;
@@ -229,6 +230,7 @@ static void reload(void)
      * so no connection waits while the old ones drain. */
     gen++;
     log_info("restarting workers (generation %d)", gen);
+    tls_reload(); /* the new workers get the certificates as they are now (tls.h) */
     respawn_pending = 0;
     for (int i = 0; i < cfg.workers; i++)
         spawn();

@@ -1,4 +1,5 @@
-/* transport.c - the plain transport: the socket syscalls themselves. */
+/* transport.c - the plain transport: the socket syscalls themselves; and which
+ * transport a new connection gets (its listener's). TLS is in tls.c. */
 #include "transport.h"
 
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "net.h"
+#include "tls.h"
 
 static ssize_t plain_recv(struct conn *c, void *buf, size_t n)
 {
@@ -50,4 +53,17 @@ const struct transport transport_plain = {
     .shutdown_wr = plain_shutdown_wr,
     .cork = plain_cork,
     .broken = plain_broken,
+    .close = NULL,
+    .facts = NULL,
 };
+
+int transport_attach(struct conn *c, int listener)
+{
+    if (listener < 0 || listener >= net_nlisteners)
+        return 0;
+    if (net_listeners[listener].tls)
+        return tls_attach(c);
+    if (tls_redirect_on() && net_tls_listener() >= 0)
+        c->policy = TP_POLICY_REDIRECT;
+    return 0;
+}

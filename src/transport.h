@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 struct conn;
+struct tls_facts; /* handler.h: protocol, cipher, SNI as plain strings */
 
 struct transport {
     const char *name;
@@ -25,7 +26,27 @@ struct transport {
     int (*cork)(struct conn *c, int on);
     /* has the peer reset the connection? (checked while a producer is silent) */
     int (*broken)(struct conn *c);
+    /* free the transport's state (before the socket is closed); NULL: none */
+    void (*close)(struct conn *c);
+    /* what a handler may know of the connection's security (NULL: plain) */
+    const struct tls_facts *(*facts)(struct conn *c);
 };
+
+/* A transport that must wait for the other direction than the call's own (a
+ * TLS read that has to write a handshake message, a TLS write that has to
+ * read) says so in c->tp_want (CONN_READ/CONN_WRITE) when it reports EAGAIN;
+ * conn_step then returns that, so every model waits for the right event. */
+
+/* Per-listener policies (c->policy), applied to every request of the connection. */
+enum {
+    TP_POLICY_NONE = 0,
+    TP_POLICY_SPEAKS_HTTPS, /* plain HTTP arrived on a TLS port: 400 "this port speaks HTTPS" */
+    TP_POLICY_REDIRECT,     /* --redirect-https on a plain listener: 308 to the TLS one */
+};
+
+/* Set up c for the listener it was accepted on (net_listeners[listener]):
+ * TLS or plain, and the listener's policy. 0, or -1: close the connection. */
+int transport_attach(struct conn *c, int listener);
 
 /* Plain TCP (and Unix sockets): the syscalls on c->fd. */
 extern const struct transport transport_plain;

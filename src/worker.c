@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "handler.h"
+#include "tls.h"
 
 static void cgi_end(void)
 {
@@ -18,6 +19,7 @@ static const struct hook {
     void (*stop)(void); /* always run at the end */
     void (*free)(void); /* run unless the process _exit()s next */
 } hooks[] = {
+    {"tls contexts", NULL, NULL, tls_free}, /* made by the master (tls.h): this copy */
     {"connection buffers", NULL, NULL, conn_pool_free},
     {"open-file cache", NULL, NULL, h_static_cache_free},
     {"cgi", NULL, cgi_end, NULL},

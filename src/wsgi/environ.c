@@ -253,6 +253,15 @@ PyObject *build_environ(wreq *q)
         if (rc < 0)
             goto fail;
     }
+    /* HTTPS (the server's TLS, docs/tls.md): the scheme, and mod_ssl's names */
+    static const char *const tls_vars[] = {"HTTPS", "SSL_PROTOCOL", "SSL_CIPHER", "SSL_TLS_SNI"};
+    for (size_t i = 0; i < sizeof tls_vars / sizeof tls_vars[0]; i++) {
+        const char *tv = fh_env(r, tls_vars[i]);
+        if (tv && set_str(e, tls_vars[i], latin1_c(tv)) < 0)
+            goto fail;
+        if (tv && i == 0 && set_str(e, "wsgi.url_scheme", PyUnicode_InternFromString("https")) < 0)
+            goto fail;
+    }
     return e;
 fail:
     Py_DECREF(e);

@@ -128,7 +128,7 @@ class Server:
         self.pid = self.proc.pid
         # the first stdout line is the readiness signal: it names the real port
         line = self.proc.stdout.readline().decode()
-        if not line.startswith("Serving HTTP on"):
+        if not line.startswith(("Serving HTTP on", "Serving HTTPS on")):  # HTTPS: --tls-cert
             self.proc.kill()
             self.proc.wait()
             raise RuntimeError(f"server did not start: {line!r} {self.stderr()}")

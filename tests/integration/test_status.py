@@ -1,6 +1,7 @@
 """--status PREFIX: the scoreboard as text and JSON, in every model."""
 import json
 import os
+import re
 import socket
 import subprocess
 
@@ -136,3 +137,29 @@ def test_status_remote_client_refused(start_server, docroot):
     p = start_server("--status", "/status", "--status-public", "--host", "0.0.0.0",
                      model="event", root=docroot)
     assert status_of(raw_to((ip, p.port), req)) == 200
+
+
+# ---- the event loop's longest iteration; the mount table (issue 13) ----
+
+def test_status_loop_time_and_mounts(start_server, docroot, model):
+    """Event workers show their longest loop iteration (since start, and over
+    the last 10-20 s) in us; the blocking models have no loop and show none.
+    Every model shows the mount table: prefix, kind, what serves it."""
+    cgi = docroot / "sub"
+    s = start_server("--status", "/status", "--cgi", f"/cgi-bin={cgi}", "--workers", 1,
+                     model=model, root=docroot)
+    assert raw(s, b"GET /hello HTTP/1.0\r\n\r\n").endswith(b"Hello, World!\n")
+    doc = json.loads(get_status(s, "?json"))
+    for w in doc["workers"]:
+        if model == "event":
+            assert isinstance(w["loop_max_us"], int) and isinstance(w["loop_recent_us"], int)
+            assert w["loop_max_us"] >= w["loop_recent_us"] >= 0
+        else:
+            assert "loop_max_us" not in w and "loop_recent_us" not in w
+    text = get_status(s).decode()
+    assert ("loop_max_ms" in text) == (model == "event")
+    mounts = [(m["prefix"], m["kind"], m["serves"]) for m in doc["mounts"]]
+    assert mounts == [("/status", "status", "loopback clients"),
+                      ("/cgi-bin", "cgi", os.path.realpath(cgi)),
+                      ("/", "static", os.path.realpath(docroot))]
+    assert re.search(rf"^/cgi-bin +cgi +{re.escape(os.path.realpath(cgi))}$", text, re.M), text

@@ -1,0 +1,676 @@
+/* tls.c - HTTPS with OpenSSL 3, as a transport (transport.h): conn.c's one
+ * state machine drives non-blocking handshakes, reads and writes through it in
+ * every model. See tls.h for the life cycle and docs/tls.md for the flags.
+ *
+ * A connection accepted on a TLS listener starts by peeking at its first
+ * byte: 0x16 (a TLS handshake record) goes on as TLS; a letter is someone
+ * speaking plain HTTP to an HTTPS port, which is answered with a 400 page
+ * saying so (the connection switches to the plain transport and the policy
+ * TP_POLICY_SPEAKS_HTTPS tells conn.c); anything else is handed to OpenSSL,
+ * which fails the handshake with a reason for the log.
+ *
+ * Session resumption across processes: the ticket keys are derived from a
+ * secret made before any fork (and made anew on SIGHUP) and the current time
+ * slot (TICKET_SLOT_S), so every worker of a generation - and every child of
+ * the fork model - encrypts with the same key and accepts the previous slot's,
+ * with no shared memory. Each process also keeps a session-ID cache. */
+#include "tls.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "config.h"
+#include "conn.h"
+#include "handler.h"
+#include "log.h"
+#include "scoreboard.h"
+
+#define TICKET_SLOT_S 3600 /* a ticket key encrypts for an hour, decrypts for two */
+#define IO_CHUNK 65536     /* a write: four full 16 KiB records */
+
+/* Mozilla's "intermediate" configuration (v5.7) for TLS 1.2: ECDHE or DHE key
+ * exchange only (forward secrecy: a stolen key does not decrypt recorded
+ * traffic) and AEAD ciphers only (no CBC padding oracles, no RC4, no 3DES,
+ * no NULL/EXPORT/anonymous suites). TLS 1.3 suites all qualify. */
+#define DEFAULT_CIPHERS                                                                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                               \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                               \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+
+/* ---- options (cfg: config.c) ---- */
+
+#define MAX_CERTS FH_MAX_CERTS
+static int min_proto = TLS1_2_VERSION, max_proto = TLS1_3_VERSION;
+
+static int proto_of(const char *name, size_t n)
+{
+    static const struct { const char *name; int v; } p[] = {
+        {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION},
+        {"1.2", TLS1_2_VERSION}, {"1.3", TLS1_3_VERSION},
+    };
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
+        if (strlen(p[i].name) == n && strncmp(p[i].name, name, n) == 0)
+            return p[i].v;
+    return -1;
+}
+
+/* --tls-protocols: a list of TLSv1.2 / TLSv1.3. 0, or -1 after one line. */
+static int parse_protocols(const char *list)
+{
+    int lo = 0, hi = 0;
+    const char *s = list;
+    while (*s) {
+        size_t n = strcspn(s, ", ");
+        int v = proto_of(s, n);
+        if (v < 0) {
+            fprintf(stderr, "forkhttpd: --tls-protocols: expected TLSv1.2 and/or TLSv1.3 (older "
+                            "versions are broken and refused), not '%s'\n", list);
+            return -1;
+        }
+        if (!lo || v < lo)
+            lo = v;
+        if (v > hi)
+            hi = v;
+        s += n;
+        s += strspn(s, ", ");
+    }
+    if (!lo) {
+        fprintf(stderr, "forkhttpd: --tls-protocols: an empty list\n");
+        return -1;
+    }
+    min_proto = lo;
+    max_proto = hi;
+    return 0;
+}
+
+int tls_enabled(void)
+{
+    return cfg.ntls_cert > 0;
+}
+
+int tls_redirect_on(void)
+{
+    return cfg.redirect_https;
+}
+
+/* ---- contexts ---- */
+
+/* One context per certificate; [0] is the default, the others are chosen by
+ * SNI. A generation is replaced as a whole on reload. */
+struct ctxset {
+    SSL_CTX *ctx[MAX_CERTS];
+    X509 *leaf[MAX_CERTS]; /* borrowed from ctx */
+    int n;
+};
+static struct ctxset cur;
+
+static unsigned char ticket_secret[32];
+
+/* The first OpenSSL error's reason, for a one-line message. */
+static const char *ssl_reason(char *buf, size_t cap)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    if (r)
+        snprintf(buf, cap, "%s", r);
+    else if (e)
+        ERR_error_string_n(e, buf, cap);
+    else
+        snprintf(buf, cap, "%s", errno ? strerror(errno) : "unknown error");
+    ERR_clear_error();
+    return buf;
+}
+
+/* SNI: the certificate whose subjectAltName (or CN) matches the name the
+ * client asked for; no match, or no name: the default (the first). */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    struct ctxset *set = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!name || !*name)
+        return SSL_TLSEXT_ERR_OK;
+    for (int i = 0; i < set->n; i++) {
+        if (set->leaf[i] && X509_check_host(set->leaf[i], name, 0, 0, NULL) == 1) {
+            if (i > 0)
+                SSL_set_SSL_CTX(ssl, set->ctx[i]);
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ALPN: HTTP/1.1 is all we speak; a client offering only h2 gets no ALPN. */
+static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const unsigned char h11[] = "\x08http/1.1";
+    unsigned char *sel;
+    if (SSL_select_next_proto(&sel, outlen, h11, sizeof h11 - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* The ticket keys of a time slot: HMAC-SHA256(secret, label || slot). */
+static void slot_keys(uint64_t slot, unsigned char name[16], unsigned char aes[32],
+                      unsigned char mac[32])
+{
+    unsigned char msg[9], out[32];
+    unsigned int len;
+    for (int part = 0; part < 3; part++) {
+        msg[0] = (unsigned char)part;
+        for (int i = 0; i < 8; i++)
+            msg[1 + i] = (unsigned char)(slot >> (8 * i));
+        HMAC(EVP_sha256(), ticket_secret, sizeof ticket_secret, msg, sizeof msg, out, &len);
+        if (part == 0)
+            memcpy(name, out, 16);
+        else
+            memcpy(part == 1 ? aes : mac, out, 32);
+    }
+}
+
+static int on_ticket(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
+                     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    (void)ssl;
+    unsigned char name[16], aes[32], mac[32];
+    uint64_t slot = (uint64_t)time(NULL) / TICKET_SLOT_S;
+    int rc = 1;
+    if (enc) {
+        slot_keys(slot, name, aes, mac);
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) <= 0)
+            return -1;
+        memcpy(key_name, name, 16);
+        if (!EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv))
+            return -1;
+    } else {
+        slot_keys(slot, name, aes, mac);
+        if (memcmp(key_name, name, 16) != 0) {
+            slot_keys(slot - 1, name, aes, mac);
+            if (memcmp(key_name, name, 16) != 0)
+                return 0; /* unknown or expired: a full handshake */
+            rc = 2;       /* valid, but issue a ticket under the current key */
+        }
+        if (!EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv))
+            return -1;
+    }
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, sizeof mac),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)(uintptr_t) "SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (!EVP_MAC_CTX_set_params(hctx, params))
+        return -1;
+    return rc;
+}
+
+static SSL_CTX *make_ctx(int i, char *err, size_t errcap)
+{
+    char why[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        snprintf(err, errcap, "cannot make a TLS context: %s", ssl_reason(why, sizeof why));
+        return NULL;
+    }
+    /* a full chain (leaf, then intermediates) in one PEM file */
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg.tls_cert[i]) != 1) {
+        snprintf(err, errcap, "--tls-cert %s: %s", cfg.tls_cert[i], ssl_reason(why, sizeof why));
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg.tls_key[i], SSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errcap, "--tls-key %s: %s", cfg.tls_key[i], ssl_reason(why, sizeof why));
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        snprintf(err, errcap, "--tls-key %s: does not match the certificate in %s", cfg.tls_key[i],
+                 cfg.tls_cert[i]);
+        goto fail;
+    }
+    SSL_CTX_set_min_proto_version(ctx, min_proto);
+    SSL_CTX_set_max_proto_version(ctx, max_proto);
+    const char *ciphers = cfg.tls_ciphers ? cfg.tls_ciphers : DEFAULT_CIPHERS;
+    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        snprintf(err, errcap, "--tls-ciphers '%s': %s", ciphers, ssl_reason(why, sizeof why));
+        goto fail;
+    }
+    SSL_CTX_set_dh_auto(ctx, 1);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_ENABLE_KTLS);
+    /* an idle connection holds no buffers; writes may resume from a moved
+     * buffer and report each record written (conn.c retries from its offset) */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    static const unsigned char sid_ctx[] = "forkhttpd";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 20000);
+    SSL_CTX_set_timeout(ctx, 2 * TICKET_SLOT_S);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void set_free(struct ctxset *s)
+{
+    for (int i = 0; i < s->n; i++)
+        SSL_CTX_free(s->ctx[i]);
+    s->n = 0;
+}
+
+/* Build every context from the files: 0, or -1 with the message in err. */
+static int set_load(struct ctxset *s, char *err, size_t errcap)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < cfg.ntls_cert; i++) {
+        SSL_CTX *ctx = make_ctx(i, err, errcap);
+        if (!ctx) {
+            set_free(s);
+            return -1;
+        }
+        s->ctx[s->n] = ctx;
+        s->leaf[s->n] = SSL_CTX_get0_certificate(ctx);
+        s->n++;
+    }
+    return 0;
+}
+
+static void set_install(struct ctxset *s)
+{
+    /* SNI is asked of the context a connection starts with: the default one;
+     * its argument is the set in its final place (cur) */
+    for (int i = 0; i < s->n; i++) {
+        SSL_CTX_set_tlsext_servername_callback(s->ctx[i], on_servername);
+        SSL_CTX_set_tlsext_servername_arg(s->ctx[i], &cur);
+    }
+}
+
+int tls_setup(void)
+{
+    if (!cfg.ntls_cert)
+        return 0;
+    if (cfg.tls_protocols && parse_protocols(cfg.tls_protocols) < 0)
+        return -1;
+    char err[1024];
+    if (set_load(&cur, err, sizeof err) < 0) {
+        fprintf(stderr, "forkhttpd: %s\n", err);
+        return -1;
+    }
+    set_install(&cur);
+    if (RAND_bytes(ticket_secret, sizeof ticket_secret) != 1) {
+        fprintf(stderr, "forkhttpd: TLS: no random bytes for the session-ticket keys\n");
+        tls_free();
+        return -1;
+    }
+    return 0;
+}
+
+void tls_reload(void)
+{
+    if (!cfg.ntls_cert)
+        return;
+    char err[1024];
+    struct ctxset next;
+    if (set_load(&next, err, sizeof err) < 0) {
+        log_error("reload: %s; still serving the previous certificates", err);
+        return;
+    }
+    set_free(&cur);
+    cur = next;
+    set_install(&cur);
+    /* new ticket keys too: tickets of the old generation make a full handshake */
+    if (RAND_bytes(ticket_secret, sizeof ticket_secret) != 1)
+        log_error("reload: no random bytes for new session-ticket keys; keeping the old ones");
+    log_info("reload: %d TLS certificate%s loaded", cur.n, cur.n == 1 ? "" : "s");
+}
+
+void tls_free(void)
+{
+    set_free(&cur);
+    OPENSSL_cleanse(ticket_secret, sizeof ticket_secret);
+}
+
+/* ---- the transport ---- */
+
+enum { HS_PEEK, HS_RUN, HS_DONE };
+
+struct tls_conn {
+    SSL *ssl;
+    int hs;          /* HS_* */
+    int fatal;       /* an SSL error happened: no close_notify, no more calls */
+    int shut;        /* close_notify sent: the rest of the input is drained raw */
+    int ktls;        /* the kernel encrypts: SSL_sendfile */
+    struct tls_facts facts;
+};
+
+static void count(volatile uint64_t *field)
+{
+    __atomic_add_fetch(field, 1, __ATOMIC_RELAXED);
+}
+
+static void peer_str(struct conn *c, char *ip, size_t cap, int *port)
+{
+    net_addr_str(&c->peer, ip, cap, port);
+}
+
+/* The handshake: 0 done, -1 with errno (EAGAIN + c->tp_want: wait). */
+static int handshake(struct conn *c, struct tls_conn *t)
+{
+    if (t->hs == HS_PEEK) {
+        unsigned char b;
+        ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                c->tp_want = CONN_READ;
+            return -1;
+        }
+        if (n == 0) {
+            errno = 0;
+            return 1; /* EOF before a byte */
+        }
+        if (b >= 'A' && b <= 'Z') {
+            /* plain HTTP on an HTTPS port: answer it in plain text (conn.c) */
+            SSL_free(t->ssl);
+            t->ssl = NULL;
+            c->tp = &transport_plain;
+            c->tp_ctx = NULL;
+            free(t);
+            c->policy = TP_POLICY_SPEAKS_HTTPS;
+            return 2;
+        }
+        t->hs = HS_RUN;
+    }
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        t->hs = HS_DONE;
+        t->facts.protocol = SSL_get_version(t->ssl);
+        t->facts.cipher = SSL_get_cipher_name(t->ssl);
+        t->facts.sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+        t->ktls = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) > 0;
+        int resumed = SSL_session_reused(t->ssl);
+        if (sb_self) {
+            count(&sb_self->tls_handshakes);
+            if (resumed)
+                count(&sb_self->tls_resumed);
+        }
+        if (log_verbose_on)
+            vlog("TLS handshake done: %s %s%s%s%s%s", t->facts.protocol, t->facts.cipher,
+                 t->facts.sni ? ", SNI " : "", t->facts.sni ? t->facts.sni : "",
+                 resumed ? ", resumed" : "", t->ktls ? ", kernel TLS" : "");
+        return 0;
+    }
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->tp_want = e == SSL_ERROR_WANT_READ ? CONN_READ : CONN_WRITE;
+        errno = EAGAIN;
+        return -1;
+    }
+    t->fatal = 1;
+    char ip[INET6_ADDRSTRLEN], why[256];
+    int port = 0;
+    peer_str(c, ip, sizeof ip, &port);
+    if (e == SSL_ERROR_SSL) {
+        if (sb_self)
+            count(&sb_self->tls_failed);
+        warn("TLS handshake with %s port %d failed: %s", ip, port, ssl_reason(why, sizeof why));
+    } else { /* the client went away mid-handshake */
+        int saved = errno;
+        ERR_clear_error();
+        if (log_verbose_on)
+            vlog("TLS handshake with %s port %d: the client closed the connection (%s)", ip, port,
+                 saved ? strerror(saved) : "EOF");
+    }
+    errno = EPROTO;
+    return -1;
+}
+
+/* An SSL call's failure as a syscall's: -1 with errno (EAGAIN + tp_want to
+ * wait), or 0 for the end of the stream. */
+static ssize_t io_error(struct conn *c, struct tls_conn *t, int r)
+{
+    int e = SSL_get_error(t->ssl, r);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        c->tp_want = CONN_READ;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        c->tp_want = CONN_WRITE;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN: /* close_notify */
+        return 0;
+    case SSL_ERROR_SYSCALL: {
+        int saved = errno;
+        ERR_clear_error();
+        t->fatal = 1;
+        if (!saved)
+            return 0; /* EOF */
+        errno = saved;
+        return -1;
+    }
+    default: {
+        char why[256];
+        ssl_reason(why, sizeof why);
+        if (log_verbose_on)
+            vlog("TLS error: %s", why);
+        t->fatal = 1;
+        errno = EPROTO;
+        return -1;
+    }
+    }
+}
+
+/* recv: read records until n bytes or the socket is drained. A short count
+ * therefore means "drained" as for recv(2) (conn.c's readable flag). */
+static ssize_t tls_recv(struct conn *c, void *buf, size_t n)
+{
+    struct tls_conn *t = c->tp_ctx;
+    c->tp_want = 0;
+    if (t->shut || t->fatal) /* lingering after close_notify: drain the raw bytes */
+        return recv(c->fd, buf, n, 0);
+    if (t->hs != HS_DONE) {
+        int r = handshake(c, t);
+        if (r == 1)
+            return 0;
+        if (r == 2) /* now plain */
+            return c->tp->recv(c, buf, n);
+        if (r < 0)
+            return -1;
+    }
+    size_t got = 0;
+    while (got < n) {
+        size_t k = 0;
+        ERR_clear_error();
+        int r = SSL_read_ex(t->ssl, (char *)buf + got, n - got, &k);
+        if (r == 1) {
+            got += k;
+            continue;
+        }
+        int saved = errno;
+        ssize_t v = io_error(c, t, r);
+        if (got > 0) {
+            if (v == 0)
+                c->rdhup = 1; /* the end is known: the next read must not wait for an edge */
+            if (v < 0 && errno != EAGAIN)
+                t->fatal = 1;
+            errno = saved;
+            return (ssize_t)got;
+        }
+        return v;
+    }
+    return (ssize_t)got;
+}
+
+/* Write len bytes from buf, record after record, until done or the socket is
+ * full. Returns the bytes written, or -1 (EAGAIN + tp_want) with none. */
+static ssize_t write_buf(struct conn *c, struct tls_conn *t, const void *buf, size_t len)
+{
+    size_t tot = 0;
+    c->tp_want = 0;
+    if (t->fatal || t->hs != HS_DONE) {
+        errno = EPIPE;
+        return -1;
+    }
+    while (tot < len) {
+        size_t k = 0;
+        ERR_clear_error();
+        int r = SSL_write_ex(t->ssl, (const char *)buf + tot, len - tot, &k);
+        if (r == 1) {
+            tot += k;
+            continue;
+        }
+        ssize_t v = io_error(c, t, r);
+        if (tot > 0 && errno == EAGAIN)
+            return (ssize_t)tot; /* the pending record is re-offered from conn.c's offset */
+        return v == 0 ? (errno = EPIPE, -1) : v;
+    }
+    return (ssize_t)tot;
+}
+
+static unsigned char scratch[IO_CHUNK]; /* per process: filled and written in one call */
+
+static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct tls_conn *t = c->tp_ctx;
+    /* one big buffer of what fits, so a head and its body share records */
+    if (iovcnt == 1)
+        return write_buf(c, t, iov[0].iov_base, iov[0].iov_len); /* no copy */
+    size_t len = 0;
+    for (int i = 0; i < iovcnt && len < sizeof scratch; i++) {
+        size_t k = iov[i].iov_len < sizeof scratch - len ? iov[i].iov_len : sizeof scratch - len;
+        memcpy(scratch + len, iov[i].iov_base, k);
+        len += k;
+    }
+    return write_buf(c, t, scratch, len);
+}
+
+static ssize_t tls_sendfile(struct conn *c, int in_fd, off_t *off, size_t n)
+{
+    struct tls_conn *t = c->tp_ctx;
+    if (t->ktls && t->hs == HS_DONE && !t->fatal) {
+        c->tp_want = 0;
+        ERR_clear_error();
+        ossl_ssize_t w = SSL_sendfile(t->ssl, in_fd, *off, n, 0);
+        if (w >= 0) {
+            *off += w;
+            return w;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->tp_want = CONN_WRITE;
+            return -1;
+        }
+        return io_error(c, t, (int)w);
+    }
+    /* one copy: the file's pages into scratch, then SSL_write encrypts into
+     * full 16 KiB records */
+    size_t want = n < sizeof scratch ? n : sizeof scratch;
+    ssize_t r = pread(in_fd, scratch, want, *off);
+    if (r <= 0)
+        return r;
+    ssize_t w = write_buf(c, t, scratch, (size_t)r);
+    if (w > 0)
+        *off += w;
+    return w;
+}
+
+static void tls_shutdown_wr(struct conn *c)
+{
+    struct tls_conn *t = c->tp_ctx;
+    if (!t->fatal && !t->shut && t->hs == HS_DONE) {
+        ERR_clear_error();
+        SSL_shutdown(t->ssl); /* close_notify; not waiting for the peer's */
+        ERR_clear_error();
+    }
+    t->shut = 1;
+    shutdown(c->fd, SHUT_WR);
+}
+
+static int tls_cork(struct conn *c, int on)
+{
+    return transport_plain.cork(c, on);
+}
+
+static int tls_broken(struct conn *c)
+{
+    return transport_plain.broken(c);
+}
+
+static void tls_close(struct conn *c)
+{
+    struct tls_conn *t = c->tp_ctx;
+    if (!t)
+        return;
+    if (t->ssl) {
+        if (!t->fatal && !t->shut && t->hs == HS_DONE) {
+            ERR_clear_error();
+            SSL_shutdown(t->ssl); /* a polite close_notify, if the socket takes it */
+        }
+        ERR_clear_error();
+        SSL_free(t->ssl);
+    }
+    free(t);
+    c->tp_ctx = NULL;
+}
+
+static const struct tls_facts *tls_facts_of(struct conn *c)
+{
+    struct tls_conn *t = c->tp_ctx;
+    return t && t->hs == HS_DONE ? &t->facts : NULL;
+}
+
+const struct transport transport_tls = {
+    .name = "tls",
+    .recv = tls_recv,
+    .writev = tls_writev,
+    .sendfile = tls_sendfile,
+    .shutdown_wr = tls_shutdown_wr,
+    .cork = tls_cork,
+    .broken = tls_broken,
+    .close = tls_close,
+    .facts = tls_facts_of,
+};
+
+int tls_attach(struct conn *c)
+{
+    if (!cur.n)
+        return -1;
+    struct tls_conn *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    t->ssl = SSL_new(cur.ctx[0]);
+    if (!t->ssl || SSL_set_fd(t->ssl, c->fd) != 1) {
+        SSL_free(t->ssl);
+        free(t);
+        ERR_clear_error();
+        return -1;
+    }
+    SSL_set_accept_state(t->ssl);
+    c->tp = &transport_tls;
+    c->tp_ctx = t;
+    return 0;
+}
