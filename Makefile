@@ -6,6 +6,7 @@
 #   make test       install what the tests need, build, run every test (also under ASan+UBSan)
 #   make bench      forkhttpd next to nginx (a benchmark, never part of make test)
 #   make fuzz       run the libFuzzer drivers for a while
+#   make tsan       the app thread pool's tests under ThreadSanitizer (build-tsan)
 #   make clean
 #
 # BUILD=dir puts outputs elsewhere; SANITIZE=1 builds with ASan+UBSan; CC=clang works too.
@@ -20,6 +21,9 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
           -Wno-unused-parameter
 CFLAGS += -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP
 LDLIBS += -ldl -lssl -lcrypto -lz -lbrotlienc
+# the app pool (src/app_pool.c) runs apps on threads
+CFLAGS  += -pthread
+LDFLAGS += -pthread
 
 # HTTPS (src/tls.c) needs OpenSSL 3's headers: say which package, not a
 # compiler error (not for clean, deps and test: test installs it first).
@@ -32,6 +36,11 @@ endif
 ifeq ($(SANITIZE),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
+endif
+# SANITIZE=thread: ThreadSanitizer (make tsan)
+ifeq ($(SANITIZE),thread)
+  CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=thread
 endif
 
 CORE_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -51,7 +60,7 @@ PYCONFIG := /usr/bin/python3.11-config
 WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
 
 
-.PHONY: all run run-wsgi install test unit integration deps bench fuzz clean
+.PHONY: all run run-wsgi install test unit integration deps bench fuzz clean tsan
 all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
@@ -151,6 +160,15 @@ test: deps
 	$(MAKE) unit integration
 	$(MAKE) BUILD=build-asan SANITIZE=1 CC=gcc unit integration
 
+# ThreadSanitizer over the tests of the app thread pool (src/app_pool.c):
+# the C apps on pool threads (WSGI is left out: libpython is not built for
+# TSan). Not part of make test (time budget); a race fails the test (the
+# worker halts with TSan's report on stderr).
+tsan:
+	$(MAKE) BUILD=build-tsan SANITIZE=thread CC=gcc all
+	FORKHTTPD_BUILD=build-tsan TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+	  $(PYTEST) -q -k "not wsgi and not needs_no_server_symbol" tests/integration/test_threads.py tests/integration/test_app.py
+
 bench: all
 	scripts/bench.sh
 
@@ -158,6 +176,6 @@ fuzz:
 	scripts/fuzz.sh
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/forkload/*.d $(BUILD)/tests/*.d)

@@ -27,6 +27,9 @@
 #include <forkhttpd_app.h>
 
 fh_handler app;
+/* No app_flags: NOT thread-safe (the stream's counter is static), so it runs
+ * inside the event loop even with --threads (apps/sleep.c crashes on a pool
+ * thread). */
 
 static int is(fh_req *r, const char *p)
 {

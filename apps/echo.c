@@ -12,6 +12,10 @@
 
 fh_handler app;
 
+/* Thread-safe: no state besides the request. With --threads it runs on a
+ * pool thread (reading a large body may wait on the disk). */
+const unsigned app_flags = FH_APP_THREAD_SAFE;
+
 static int is(struct fh_str s, const char *lit)
 {
     return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;

@@ -19,6 +19,8 @@
 fh_handler app;
 fh_init app_init;
 fh_fini app_fini;
+/* No app_flags: NOT thread-safe (state->requests is a plain counter), so it
+ * runs inside the event loop, one call at a time, even with --threads. */
 
 struct state {
     unsigned long requests; /* served by this process */

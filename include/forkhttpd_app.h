@@ -1,4 +1,4 @@
-/* forkhttpd_app.h - the C app interface of forkhttpd (API version 1).
+/* forkhttpd_app.h - the C app interface of forkhttpd (API version 1.1).
  *
  * This is the only header an app includes. An app is a shared object that
  * exports one handler function; the server loads it with
@@ -32,6 +32,8 @@
  *                              A missing or different version refuses to start.
  *   SYMBOL_init, SYMBOL_fini   optional per-process hooks (fh_init, fh_fini),
  *                              e.g. app_init / app_fini for SYMBOL "app".
+ *   SYMBOL_flags               optional const unsigned: FH_APP_THREAD_SAFE...
+ *                              (API 1.1; see "Threads" below).
  *
  * A mount may also give the app an argument string (fh_mount_arg): --wsgi
  * MODULE:CALLABLE is the server's own wsgi.so app with "MODULE:CALLABLE" as
@@ -59,11 +61,15 @@
  * body has been received: the app never sees the socket and never waits for
  * the network.
  *
- * The handler runs in the serving process's only thread. In the event model
- * a worker serves many connections with one loop, and the handler (and the
- * stream callback below) runs to completion inside that loop, like bjoern:
- * a slow handler stalls every other connection of that worker. Keep handlers
- * short, or use the prefork/fork models for slow apps.
+ * Threads. In the event model a worker serves many connections with one
+ * loop. An app that declares FH_APP_THREAD_SAFE (SYMBOL_flags, below) runs
+ * on one of the worker's --threads pool threads: the loop keeps the socket
+ * and sends what the handler set once it returns, so a slow handler stalls
+ * only itself; --app-timeout bounds it (504), --app-queue bounds the calls
+ * waiting for a thread (503). Any other app runs to completion inside the
+ * loop, like bjoern: a slow handler stalls every other connection of that
+ * worker. init and fini always run in the worker's main thread. The other
+ * models serve one connection per process and call the handler there.
  *
  * ---- Routing
  *
@@ -103,6 +109,29 @@ extern "C" {
 /* The version of this interface. It changes whenever a compiled app would
  * no longer work with the server (struct layouts, function meanings). */
 #define FH_APP_API_VERSION 1
+/* Additions that keep every compiled app working (1.1: SYMBOL_flags). */
+#define FH_APP_API_MINOR 1
+
+/* SYMBOL_flags (optional, since 1.1): what the app promises, read once at
+ * load time. Define it next to the handler, e.g. for SYMBOL "app":
+ *
+ *     const unsigned app_flags = FH_APP_THREAD_SAFE;
+ *
+ * FH_APP_THREAD_SAFE  the handler may run in several threads at once (its
+ *                     state is read-only or locked; it uses no static
+ *                     buffers). With --threads N (event model; the default is
+ *                     32) such an app runs on a pool thread of its worker, so
+ *                     a handler that waits (a database, a sleep, a slow
+ *                     service) stalls no other connection. Without the flag
+ *                     the handler runs inside the event loop, one call at a
+ *                     time per worker, as in API 1.0.
+ * FH_APP_INLINE       the handler never waits (microseconds of CPU): run it
+ *                     inside the event loop even with --threads, which saves
+ *                     the hand-off to a thread (the fastest for such apps).
+ * Stream callbacks (fh_stream) always run inside the event loop: they must
+ * not block (return FH_AGAIN with a wait_fd instead). */
+#define FH_APP_THREAD_SAFE 1u
+#define FH_APP_INLINE 2u
 
 /* A view of bytes owned by the server: NOT NUL-terminated. ptr is NULL when
  * the item is absent (e.g. no query string), else len may still be 0.

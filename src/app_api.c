@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app_int.h"
+#include "app_pool.h"
 #include "environ.h"
 #include "http_parse.h"
 #include "log.h"
@@ -33,7 +34,10 @@ struct areq *areq_get(void)
         q = malloc(sizeof *q);
         if (!q)
             return NULL;
+        q->efd = -1; /* the pool's (app_pool.c): kept while q is reused */
+        q->cp = NULL;
     }
+    q->pstate = P_NONE;
     q->open = 1;
     q->status = 200;
     q->failed = 0;
@@ -64,7 +68,9 @@ void areq_put(struct areq *q)
         q->spill = s->next;
         free(s);
     }
+    app_pool_put(q);
     if (free_nreqs >= 64) { /* keep enough for reuse, not a high-water mark forever */
+        app_pool_free(q);
         free(q);
         return;
     }
@@ -78,6 +84,7 @@ void areq_pool_free(void)
     while (free_reqs) {
         struct areq *q = free_reqs;
         free_reqs = q->next_free;
+        app_pool_free(q);
         free(q);
     }
     free_nreqs = 0;
@@ -418,8 +425,9 @@ static int api_header_add(fh_req *r, const char *name, const char *value)
      * CGI's): dropped, and logged once per field name, app and process. */
     int owned = ctype ? -1 : owned_hdr_find(name, nl);
     if (owned >= 0) {
-        if (!(q->app->dropped_logged & (1u << owned))) {
-            q->app->dropped_logged |= 1u << owned;
+        /* (pool threads: several calls of an app may get here at once) */
+        if (!(__atomic_fetch_or(&q->app->dropped_logged, 1u << owned, __ATOMIC_RELAXED) &
+              (1u << owned))) {
             warn("app %s: dropped its %s field: the server writes it (logged once per process)",
                  q->app->name, owned_hdr_name(owned));
         }

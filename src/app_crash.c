@@ -5,6 +5,7 @@
  * logs the app and the request line, and re-raises: the process dies by the
  * signal itself. */
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,11 +21,14 @@ static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 #define NCRASH ((int)(sizeof crash_sigs / sizeof crash_sigs[0]))
 static struct sigaction crash_old[NCRASH];
 static int crash_installed;
-static struct app *volatile crash_app;               /* app code running now */
-static const struct request *volatile crash_req;      /* ...for this request */
-static volatile sig_atomic_t crash_can_answer;       /* nothing of its response sent */
-static const char *volatile crash_where;             /* "", " in SYMBOL_init", ... */
-static char crash_stack[64 * 1024]; /* a stack overflow needs another stack */
+/* Per thread: with --threads several calls run at once, each on its own
+ * pool thread, and a fault is delivered to the thread that caused it. */
+static _Thread_local struct app *volatile crash_app;          /* app code running now */
+static _Thread_local const struct request *volatile crash_req; /* ...for this request */
+static _Thread_local volatile sig_atomic_t crash_can_answer;  /* nothing of its response sent */
+static _Thread_local const char *volatile crash_where;        /* "", " in SYMBOL_init", ... */
+#define CRASH_STACK (64 * 1024)
+static char crash_stack[CRASH_STACK]; /* a stack overflow needs another stack */
 
 void app_crash_enter(struct app *a, const struct request *rq, int can_answer,
                      const char *where)
@@ -63,16 +67,18 @@ static void on_crash(int signo, siginfo_t *si, void *uctx)
     }
     crash_app = NULL; /* a fault in here falls through to the default */
     const struct request *rq = crash_req;
-    if (crash_can_answer && rq && rq->crash_ok && rq->crash_fd >= 0) {
+    /* (a pool thread's call whose client is gone has crash_fd -1: app_pool.c) */
+    int cfd = rq ? __atomic_load_n(&rq->crash_fd, __ATOMIC_RELAXED) : -1;
+    if (crash_can_answer && rq && rq->crash_ok && cfd >= 0) {
         static const char canned[] = "HTTP/1.1 500 Internal Server Error\r\n"
                                      "Content-Type: text/plain\r\n"
                                      "Content-Length: 22\r\n"
                                      "Connection: close\r\n"
                                      "\r\n"
                                      "Internal Server Error\n";
-        ssize_t w = send(rq->crash_fd, canned, sizeof canned - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = send(cfd, canned, sizeof canned - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w;
-        shutdown(rq->crash_fd, SHUT_WR); /* the FIN goes out right behind it */
+        shutdown(cfd, SHUT_WR); /* the FIN goes out right behind it */
     }
     struct sigsafe_line l = {0};
     sigsafe_str(&l, "forkhttpd[");
@@ -127,4 +133,35 @@ void app_crash_uninstall(void)
     for (int i = 0; i < NCRASH; i++)
         sigaction(crash_sigs[i], &crash_old[i], NULL);
     crash_installed = 0;
+}
+
+/* A pool thread's own alternate stack (sigaltstack is per thread); the
+ * handlers are the process's. Returns what app_crash_thread_end frees. */
+void *app_crash_thread_begin(void)
+{
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE))
+        return NULL; /* keep one already set (e.g. by ASan) */
+    void *mem = malloc(CRASH_STACK);
+    if (!mem)
+        return NULL;
+    ss.ss_sp = mem;
+    ss.ss_size = CRASH_STACK;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) < 0) {
+        free(mem);
+        return NULL;
+    }
+    return mem;
+}
+
+void app_crash_thread_end(void *stack)
+{
+    if (!stack)
+        return;
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    free(stack);
 }

@@ -36,6 +36,7 @@ struct app {
     enum app_start start;
     int logged;         /* init/fini logged something (fh_api_log) */
     unsigned dropped_logged; /* bit i: a drop of owned_hdr_name(i) was logged */
+    unsigned flags; /* SYMBOL_flags (FH_APP_THREAD_SAFE...), 0 without one */
     char *name; /* "FILE.so:SYMBOL" or the mount's label, for logs */
 };
 
@@ -81,8 +82,21 @@ struct areq {
     size_t it_k, it_pos; /* fh_env_at's place after the HTTP_* it gave last */
     size_t arena_used;
     struct spill *spill;
+    /* the pool (app_pool.c): a handler that runs on a pool thread works on
+     * its own copy of the request (cp) and writes into cp's response; the
+     * event loop copies the result over once the thread is done */
+    struct areq *qnext;     /* the pool's queue / reclaim list */
+    int pstate;             /* P_*: under the pool's lock */
+    int abandoned;          /* the loop gave up on it (client gone, 504): under the lock */
+    int stuck;              /* ...after --app-timeout: counted as stuck */
+    int rc;                 /* the handler's return value */
+    int efd;                /* eventfd the thread signals when done; kept across reuse */
+    uint64_t t_start;       /* ms, when the call was queued */
+    struct pool_copy *cp;   /* allocated on first pooled use; kept across reuse */
     char arena[ARENA];
 };
+
+enum { P_NONE, P_QUEUED, P_RUNNING, P_DONE };
 
 /* The table every app gets (fh_req.api, and init/fini's argument). */
 extern const struct fh_api app_api;
@@ -105,6 +119,14 @@ static inline struct fh_str app_view(struct http_str s)
     return v;
 }
 
+/* Point q's fh_req at rq (its views), with resp as the response being built. */
+void app_req_fill(struct areq *q, const struct request *rq, struct response *resp);
+/* Run the handler under the crash guard (any thread); returns its value. */
+int app_call(struct areq *q);
+/* What the handler set, checked, into q->resp; or a 500. Frees q (or hands
+ * it to the stream). Event loop only. */
+void app_req_finish(struct areq *q, int rc);
+
 /* ---- the stream body (app_stream.c) ---- */
 
 /* Hand q's fh_stream body to the core: q lives until the core closes it. */
@@ -123,6 +145,9 @@ struct app *app_crash_running(void);
 /* The signal handlers, once per serving process. */
 void app_crash_install(void);
 void app_crash_uninstall(void);
+/* In a pool thread, at its start and end: its own alternate signal stack. */
+void *app_crash_thread_begin(void);
+void app_crash_thread_end(void *stack);
 
 /* ---- life cycle (app_load.c) ---- */
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "app_int.h"
+#include "app_pool.h"
 #include "log.h"
 
 #define VERSION_SYMBOL "forkhttpd_app_api_version"
@@ -123,6 +124,9 @@ static struct app *app_open(const struct mount *m)
     a->init = (fh_init *)own_sym(a->dl, hook);
     snprintf(hook, sizeof hook, "%s_fini", sym);
     a->fini = (fh_fini *)own_sym(a->dl, hook);
+    snprintf(hook, sizeof hook, "%s_flags", sym);
+    const unsigned *flags = own_sym(a->dl, hook);
+    a->flags = flags ? *flags : 0;
     return a;
 fail:
     app_free(a);
@@ -251,10 +255,12 @@ void h_worker_start(void)
     app_crash_install();
     for (int k = 0; k < napps; k++)
         app_ready(apps[k]);
+    app_pool_start(); /* --threads: the pool's threads start with the first calls */
 }
 
 void h_worker_stop(void)
 {
+    app_pool_stop(); /* before fini: no call may run under it */
     fini_ready();
     areq_pool_free();
     app_crash_uninstall();

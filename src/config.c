@@ -69,6 +69,28 @@ static const char usage_text[] =
     "  --pythonpath DIR       prepend DIR to sys.path for --wsgi (repeatable)\n"
     "  --chdir DIR            change to DIR before importing --wsgi apps\n"
     "  --preload              import/init apps once before forking workers\n"
+    "  --threads N            event: threads per worker that run thread-safe apps and\n"
+    "                         --wsgi (default 32); 0: apps run inside the event loop\n"
+    "  --app-queue N          event: calls that wait per worker when every thread is\n"
+    "                         busy, then 503 + Retry-After (default 256)\n"
+    "  --app-timeout S        event with --threads: a call running longer answers 504\n"
+    "                         (default 30); the thread is counted as stuck\n"
+    "  --app-stuck N          event: the master recycles a worker with N stuck calls\n"
+    "                         (default: half of --threads, at least 1)\n"
+    "\n"
+    "Static sites (docs/static.md)\n"
+    "  --precompressed        send file.br / file.gz next to file to clients that accept them\n"
+    "  --compress             gzip/brotli text files on the fly, kept in the file cache\n"
+    "  --compress-min BYTES   smaller files are sent as they are (default 256)\n"
+    "  --compress-cache BYTES compressed bytes kept per process (default 16777216)\n"
+    "  --header [PREFIX=]'Name: value'  add a header to static files under PREFIX\n"
+    "                         (default /; repeatable)\n"
+    "  --error-page CODE=PATH serve the root's PATH for the static files' errors CODE\n"
+    "                         (4xx, 5xx), with that status\n"
+    "  --fallback PATH        the root's PATH (an SPA's /index.html) with 200 for a GET/HEAD\n"
+    "                         of a missing file whose extension is not a known type\n"
+    "  --mime EXT=TYPE        add or override a type (over /etc/mime.types, the built-ins)\n"
+    "  --default-type TYPE    files with no known extension (default application/octet-stream)\n"
     "\n"
     "Limits and timeouts (seconds may have decimals)\n"
     "  --header-timeout S     time to receive a request head (default 10)\n"
@@ -371,7 +393,7 @@ static void add_pythonpath(const char *dir)
 }
 
 /* Where each app's init runs first, and the rest of each --wsgi argument:
- *   "module:callable\nmodel=M\nmultiprocess=0|1\n[pythonpath=DIR\n...][chdir=DIR\n]"
+ *   "module:callable\nmodel=M\nmultiprocess=0|1\nmultithread=0|1\n[pythonpath=DIR\n...][chdir=DIR\n]"
  * Only the event model imports in each worker (unless --preload): the fork
  * model's child per connection cannot afford an import each, and prefork
  * grows its pool when every worker is busy, so a new worker must be ready at
@@ -398,8 +420,8 @@ static void wsgi_finish(void)
         char *a = malloc(n);
         if (!a)
             die(2, "out of memory");
-        snprintf(a, n, "%s\nmodel=%s\nmultiprocess=%d\n%s%s%s%s", m->arg, cfg.model,
-                 multiprocess, cfg.pythonpath ? cfg.pythonpath : "", cfg.chdir ? "chdir=" : "",
+        snprintf(a, n, "%s\nmodel=%s\nmultiprocess=%d\nmultithread=%d\n%s%s%s%s", m->arg,
+                 cfg.model, multiprocess, cfg.threads > 0, cfg.pythonpath ? cfg.pythonpath : "", cfg.chdir ? "chdir=" : "",
                  cfg.chdir ? cfg.chdir : "", cfg.chdir ? "\n" : "");
         free(m->arg);
         m->arg = a;
@@ -441,6 +463,7 @@ enum {
 enum { O_TLSCERT = 400, O_TLSKEY, O_LISTEN, O_REDIRHTTPS, O_TLSPROTOS, O_TLSCIPHERS };
 enum { O_UNIXMODE = 500 };
 enum { O_LESSON = 900 };
+enum { O_THREADS = 1000, O_APPQUEUE, O_APPTIMEOUT, O_APPSTUCK };
 enum { O_PRECOMP = 600, O_COMPRESS, O_COMPMIN, O_COMPCACHE, O_HEADER, O_ERRPAGE, O_FALLBACK,
        O_MIME, O_DEFTYPE };
 
@@ -485,6 +508,10 @@ static const struct option options[] = {
     {"max-keepalive-requests", required_argument, 0, O_MAXKA},
     {"cgi-timeout", required_argument, 0, O_CGITO},
     {"cgi-max", required_argument, 0, O_CGIMAX},
+    {"threads", required_argument, 0, O_THREADS},
+    {"app-queue", required_argument, 0, O_APPQUEUE},
+    {"app-timeout", required_argument, 0, O_APPTIMEOUT},
+    {"app-stuck", required_argument, 0, O_APPSTUCK},
     {"status", required_argument, 0, O_STATUS},
     {"status-public", no_argument, 0, O_STATUSPUB},
     {"accept", required_argument, 0, O_ACCEPT},
@@ -540,6 +567,10 @@ void config_parse(int argc, char **argv)
     cfg.max_keepalive_requests = 10000;
     cfg.cgi_timeout = 60000;
     cfg.cgi_max = 32;
+    cfg.threads = 32;
+    cfg.app_queue = 256;
+    cfg.app_timeout = 30000;
+    cfg.app_stuck = 0; /* 0: half of --threads (at least 1), after parsing */
     cfg.unix_mode = 0660;
     cfg.compress_min = 256;
     cfg.compress_cache = 16 << 20;
@@ -589,6 +620,10 @@ void config_parse(int argc, char **argv)
         case O_MAXKA: cfg.max_keepalive_requests = (unsigned)parse_int("--max-keepalive-requests", optarg, 1, 1000000000); break;
         case O_CGITO: cfg.cgi_timeout = parse_seconds("--cgi-timeout", optarg); break;
         case O_CGIMAX: cfg.cgi_max = (int)parse_int("--cgi-max", optarg, 1, 65536); break;
+        case O_THREADS: cfg.threads = (int)parse_int("--threads", optarg, 0, 1024); break;
+        case O_APPQUEUE: cfg.app_queue = (int)parse_int("--app-queue", optarg, 0, 1000000); break;
+        case O_APPTIMEOUT: cfg.app_timeout = parse_seconds("--app-timeout", optarg); break;
+        case O_APPSTUCK: cfg.app_stuck = (int)parse_int("--app-stuck", optarg, 1, 1024); break;
         case O_STATUS: {
             struct mount *m = add_mount("--status");
             m->kind = MOUNT_STATUS;
@@ -707,6 +742,10 @@ void config_parse(int argc, char **argv)
         usage_error("--listen .../tls needs --tls-cert and --tls-key");
     if (cfg.redirect_https && !cfg.ntls_cert)
         usage_error("--redirect-https needs an HTTPS listener (--tls-cert and --tls-key)");
+    if (strcmp(cfg.model, "event") != 0)
+        cfg.threads = 0; /* one connection per process: a pool would gain nothing */
+    if (!cfg.app_stuck)
+        cfg.app_stuck = cfg.threads / 2 > 1 ? cfg.threads / 2 : 1;
     wsgi_finish();
     mime_load("/etc/mime.types"); /* Debian's media-types; the built-ins without it */
 

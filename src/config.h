@@ -111,6 +111,11 @@ struct config {
     size_t max_headers;
     unsigned max_keepalive_requests;
     int cgi_max;       /* --cgi-max: concurrent CGI scripts per worker process */
+    /* apps on threads (app_pool.c, docs/apps.md): event model only */
+    int threads;       /* --threads: pool threads per event worker; 0: apps run in the loop */
+    int app_queue;     /* --app-queue: calls waiting per worker when all threads are busy, else 503 */
+    int app_timeout;   /* --app-timeout (ms): a call running longer answers 504 */
+    int app_stuck;     /* --app-stuck: stuck calls that make the master recycle a worker */
 
     /* WSGI (--wsgi mounts run build/wsgi.so; docs/wsgi.md) */
     int preload;       /* --preload: every app's init runs once before forking */

@@ -989,7 +989,7 @@ static int step(struct conn *c)
             int wfd = -1;
             int r = x->resp.deferred.prepare(x->resp.deferred.ctx, &x->resp, &wfd);
             if (r == FH_AGAIN) {
-                if (c->rdhup) {
+                if (c->rdhup && (!x->resp.deferred.fin_ok || c->tp->broken(c))) {
                     /* the client hung up while the handler works on its
                      * answer (nginx: "client prematurely closed connection"):
                      * stop the producer now (a CGI script's process group is

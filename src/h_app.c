@@ -10,8 +10,11 @@
  *   stream   app_stream.c: an fh_stream body, pulled by the core.
  *   crash    app_crash.c: while app code runs, a fatal signal answers 500 on
  *            the client socket, logs the app and the request line, re-raises.
+ *   pool     app_pool.c: with --threads (event model), thread-safe apps run
+ *            on a pool thread; the loop keeps the socket.
  *   load     app_load.c: dlopen, the API version check, init/fini. */
 #include "app_int.h"
+#include "app_pool.h"
 #include "log.h"
 
 static void fail_500(struct areq *q, struct response *resp)
@@ -26,6 +29,30 @@ static void fail_500(struct areq *q, struct response *resp)
     }
     resp_error(resp, 500); /* also drops the header lines the app added */
     areq_put(q);           /* frees the write buffer, closes a file */
+}
+
+void app_req_fill(struct areq *q, const struct request *req, struct response *resp)
+{
+    q->rq = req;
+    q->resp = resp;
+    fh_req *r = &q->pub;
+    const struct http_req *h = req->h;
+    const struct mount *m = req->mount;
+    r->api = &app_api;
+    r->state = q->app->state;
+    r->method = app_view(h->method);
+    r->target = app_view(h->target);
+    r->path.ptr = req->path;
+    r->path.len = req->path_len;
+    size_t pl = m->prefix_len == 1 ? 0 : m->prefix_len; /* mount "/": SCRIPT_NAME "" */
+    r->script_name.ptr = m->prefix;
+    r->script_name.len = pl;
+    r->path_info.ptr = req->path + pl;
+    r->path_info.len = req->path_len - pl;
+    r->query = app_view(h->query);
+    r->protocol.ptr = h->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+    r->protocol.len = 8;
+    r->content_length = req->body_fd >= 0 ? req->body_len : 0;
 }
 
 /* A request object for req, its fh_req filled in; NULL with resp set to an
@@ -44,32 +71,14 @@ static struct areq *app_req_begin(const struct request *req, struct response *re
         return NULL;
     }
     q->app = a;
-    q->rq = req;
-    q->resp = resp;
-    fh_req *r = &q->pub;
-    const struct http_req *h = req->h;
-    const struct mount *m = req->mount;
-    r->api = &app_api;
-    r->state = a->state;
-    r->method = app_view(h->method);
-    r->target = app_view(h->target);
-    r->path.ptr = req->path;
-    r->path.len = req->path_len;
-    size_t pl = m->prefix_len == 1 ? 0 : m->prefix_len; /* mount "/": SCRIPT_NAME "" */
-    r->script_name.ptr = m->prefix;
-    r->script_name.len = pl;
-    r->path_info.ptr = req->path + pl;
-    r->path_info.len = req->path_len - pl;
-    r->query = app_view(h->query);
-    r->protocol.ptr = h->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
-    r->protocol.len = 8;
-    r->content_length = req->body_fd >= 0 ? req->body_len : 0;
+    app_req_fill(q, req, resp);
     return q;
 }
 
-/* Call the app: its handler runs under the crash guard; once it returns the
- * response can no longer change. */
-static int app_call(struct areq *q)
+/* Call the app: its handler runs under the crash guard (of this thread: a
+ * pool thread or the loop's); once it returns the response can no longer
+ * change. */
+int app_call(struct areq *q)
 {
     app_crash_enter(q->app, q->rq, 1, "");
     int rc = q->app->fn(&q->pub);
@@ -79,7 +88,7 @@ static int app_call(struct areq *q)
 }
 
 /* What the app set, checked, into the core's response; or a 500. */
-static void app_req_finish(struct areq *q, int rc)
+void app_req_finish(struct areq *q, int rc)
 {
     struct response *resp = q->resp;
     if (rc != 0)
@@ -138,6 +147,10 @@ static void app_req_finish(struct areq *q, int rc)
 void h_app(const struct request *req, struct response *resp)
 {
     struct areq *q = app_req_begin(req, resp);
-    if (q)
+    if (!q)
+        return;
+    if (app_pool_wants(q)) /* a thread-safe app with --threads: on a pool thread */
+        app_pool_submit(q, req, resp);
+    else
         app_req_finish(q, app_call(q));
 }

@@ -157,10 +157,11 @@ void h_status(const struct request *req, struct response *resp)
         fprintf(f,
                 FH_SERVER ", model %s, up %ld s\n"
                 "master pid %d (%d fds), listen queue %s of %s, children reaped %llu\n\n"
-                "slot    pid  state     accepted  open  requests  cgi  fds%s%s\n",
+                "slot    pid  state     accepted  open  requests  cgi  fds%s%s%s\n",
                 cfg.model, uptime, (int)sb->master, count_fds(sb->master), qnow, qmax,
                 (unsigned long long)sb->reaped, loop ? "  loop_ms  loop_max_ms" : "",
-                cfg.ntls_cert ? "  tls_handshakes  tls_resumed  tls_failed" : "");
+                cfg.ntls_cert ? "  tls_handshakes  tls_resumed  tls_failed" : "",
+                cfg.threads ? "  threads  busy  queued  stuck  app_503  app_504" : "");
     int first = 1;
     for (int i = 0; i < sb->nslots && i < SB_MAX_SLOTS; i++) {
         const struct sb_slot *s = &sb->slot[i];
@@ -181,6 +182,16 @@ void h_status(const struct request *req, struct response *resp)
                 fprintf(f, ",\"tls_handshakes\":%llu,\"tls_resumed\":%llu,\"tls_failed\":%llu",
                         (unsigned long long)s->tls_handshakes, (unsigned long long)s->tls_resumed,
                         (unsigned long long)s->tls_failed);
+            if (cfg.threads) /* the app pool (app_pool.c; its threads write these) */
+                fprintf(f,
+                        ",\"app_threads\":%u,\"app_busy\":%u,\"app_queued\":%u,"
+                        "\"app_stuck\":%u,\"app_rejected\":%llu,\"app_timeouts\":%llu",
+                        __atomic_load_n(&s->app_threads, __ATOMIC_RELAXED),
+                        __atomic_load_n(&s->app_busy, __ATOMIC_RELAXED),
+                        __atomic_load_n(&s->app_queued, __ATOMIC_RELAXED),
+                        __atomic_load_n(&s->app_stuck, __ATOMIC_RELAXED),
+                        (unsigned long long)__atomic_load_n(&s->app_rejected, __ATOMIC_RELAXED),
+                        (unsigned long long)__atomic_load_n(&s->app_timeouts, __ATOMIC_RELAXED));
             fputc('}', f);
         } else {
             fprintf(f, "%4d %6d  %-8s %9llu %5llu %9llu %4llu %4d", i, (int)s->pid,
@@ -192,6 +203,14 @@ void h_status(const struct request *req, struct response *resp)
             if (cfg.ntls_cert)
                 fprintf(f, " %15llu %12llu %11llu", (unsigned long long)s->tls_handshakes,
                         (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failed);
+            if (cfg.threads)
+                fprintf(f, " %8u %5u %7u %6u %8llu %8llu",
+                        __atomic_load_n(&s->app_threads, __ATOMIC_RELAXED),
+                        __atomic_load_n(&s->app_busy, __ATOMIC_RELAXED),
+                        __atomic_load_n(&s->app_queued, __ATOMIC_RELAXED),
+                        __atomic_load_n(&s->app_stuck, __ATOMIC_RELAXED),
+                        (unsigned long long)__atomic_load_n(&s->app_rejected, __ATOMIC_RELAXED),
+                        (unsigned long long)__atomic_load_n(&s->app_timeouts, __ATOMIC_RELAXED));
             fputc('\n', f);
         }
         first = 0;

@@ -66,6 +66,9 @@ struct response;
 struct deferred {
     int (*prepare)(void *ctx, struct response *resp, int *wait_fd);
     void *ctx; /* the same ctx as the body stream's, usually */
+    int fin_ok; /* the client's FIN (a half-close) does not stop the handler,
+                   only a reset does: apps on the pool (app_pool.c) answer
+                   clients that shut their sending side, as inline apps do */
 };
 
 struct response {

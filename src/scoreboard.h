@@ -35,6 +35,11 @@ struct sb_slot {
     volatile uint64_t tls_handshakes; /* TLS handshakes completed (tls.c; atomic adds) */
     volatile uint64_t tls_resumed;    /* ...of which resumed a session */
     volatile uint64_t tls_failed;     /* handshakes that failed (a warn line each) */
+    /* event workers with --threads (app_pool.c): the app pool's threads,
+     * how many run a call, calls queued, calls stuck past --app-timeout;
+     * calls refused with 503 (queue full) and answered 504 (timeout) */
+    volatile uint32_t app_threads, app_busy, app_queued, app_stuck;
+    volatile uint64_t app_rejected, app_timeouts;
     char request[120];         /* the request line being served, for crash reports */
 };
 

@@ -160,6 +160,30 @@ void sup_retire_idle(void)
     }
 }
 
+/* --threads: a worker whose app calls got stuck (running past --app-timeout;
+ * a thread cannot be killed) in --app-stuck of its threads is replaced: a new
+ * worker first, then the old one stops gracefully (its other requests finish;
+ * it leaves without waiting for the stuck calls). A slow *client* never
+ * counts: the pool's threads never wait on the network. */
+static void recycle_stuck(void)
+{
+    if (!cfg.threads)
+        return;
+    for (int i = 0; i < SB_MAX_SLOTS; i++) {
+        if (w[i].pid <= 0 || w[i].retiring || w[i].gen != gen)
+            continue;
+        unsigned stuck = __atomic_load_n(&sb->slot[i].app_stuck, __ATOMIC_RELAXED);
+        if (stuck < (unsigned)cfg.app_stuck)
+            continue;
+        warn("worker PID %d has %u app call%s stuck past --app-timeout (--app-stuck %d): "
+             "replacing it",
+             (int)w[i].pid, stuck, stuck == 1 ? "" : "s", cfg.app_stuck);
+        w[i].retiring = 1;
+        spawn();
+        kill(w[i].pid, SIGTERM);
+    }
+}
+
 static void signal_workers(int signo, int only_old_gen)
 {
     for (int i = 0; i < SB_MAX_SLOTS; i++)
@@ -306,6 +330,7 @@ int sup_run(int lfd, const struct sup_model *m)
             for (int i = 0; i < n && worker_count(gen, NULL) < cfg.max_workers; i++)
                 spawn();
         }
+        recycle_stuck();
         if (m->balance)
             m->balance();
     }

@@ -71,7 +71,7 @@ static int set_str(PyObject *d, const char *k, PyObject *v)
 }
 
 /* The keys every request has with the same value: the per-app template. */
-PyObject *environ_template(int multiprocess)
+PyObject *environ_template(int multiprocess, int multithread)
 {
     PyObject *e = PyDict_New();
     PyObject *err = PySys_GetObject("stderr"); /* borrowed: wsgi.errors is the error log */
@@ -80,7 +80,7 @@ PyObject *environ_template(int multiprocess)
         rc = set_str(e, "wsgi.version", Py_BuildValue("(ii)", 1, 0)) |
              set_str(e, "wsgi.url_scheme", PyUnicode_InternFromString("http")) |
              set_str(e, "wsgi.errors", Py_NewRef(err)) |
-             set_str(e, "wsgi.multithread", Py_NewRef(Py_False)) |
+             set_str(e, "wsgi.multithread", Py_NewRef(multithread ? Py_True : Py_False)) |
              set_str(e, "wsgi.multiprocess", Py_NewRef(multiprocess ? Py_True : Py_False)) |
              set_str(e, "wsgi.run_once", Py_NewRef(Py_False)) |
              set_str(e, "wsgi.file_wrapper", Py_NewRef(filewrapper)) |

@@ -7,9 +7,11 @@
  *            a process that runs Python (the preloading master, the fork
  *            model's parent), as os.fork() does.
  *
- * The GIL: the process's main thread holds it only while Python code runs
- * (init, a request, a stream callback) and releases it between them, so
- * threads an app starts keep running while the server waits on the network. */
+ * The GIL: a thread holds it only while Python code runs (init, a request, a
+ * stream callback) and releases it between them, so threads an app starts
+ * keep running while the server waits on the network. With --threads (event
+ * model) requests run on the worker's pool threads, each with its own thread
+ * state (gil_take); stream callbacks, init and fini run in the main thread. */
 #include "wsgi_int.h"
 
 #include <dlfcn.h>
@@ -27,14 +29,40 @@
 /* ======================= per-process state ======================= */
 
 static int py_live;            /* the interpreter is initialised in this process */
-static int py_in_call;         /* this thread holds the GIL right now (our code runs Python) */
-static PyThreadState *py_main; /* the main thread's state while the GIL is released */
+/* Per thread: the server's pool threads (--threads) each have their own
+ * Python thread state, made on their first call and kept until the thread
+ * ends (so threading.local, and Django's per-thread DB connections, last
+ * across requests); the main thread's is the interpreter's first. */
+static _Thread_local int py_in_call;         /* this thread holds the GIL (our code runs Python) */
+static _Thread_local PyThreadState *py_main; /* this thread's state while the GIL is released */
 static pid_t py_owner;         /* the process that initialised the interpreter */
 static int py_users;           /* apps (mounts) whose init succeeded in this process */
 static int atfork_done;
+static pthread_key_t ts_key;   /* a pool thread's state, deleted when the thread ends */
+static pthread_once_t ts_once = PTHREAD_ONCE_INIT;
+
+static void ts_end(void *p)
+{
+    PyEval_RestoreThread(p);
+    PyThreadState_Clear(p);
+    PyThreadState_DeleteCurrent(); /* and the GIL goes */
+}
+
+static void ts_key_make(void)
+{
+    if (pthread_key_create(&ts_key, ts_end) != 0)
+        abort(); /* only with no key left at all */
+}
 
 void gil_take(void)
 {
+    if (!py_main) { /* a pool thread's first call: its own state */
+        pthread_once(&ts_once, ts_key_make);
+        py_main = PyThreadState_New(PyInterpreterState_Main());
+        if (!py_main)
+            abort(); /* out of memory before any Python ran: nothing to answer with */
+        pthread_setspecific(ts_key, py_main);
+    }
     PyEval_RestoreThread(py_main);
     py_in_call = 1;
 }
@@ -201,11 +229,12 @@ struct opts {
     char spec[512];
     char model[32];
     int multiprocess;
+    int multithread;
     char *paths; /* "DIR\nDIR\n" */
     char *dir;
 };
 
-/* The mount argument: "module:callable\nmodel=M\nmultiprocess=N\n
+/* The mount argument: "module:callable\nmodel=M\nmultiprocess=N\nmultithread=N\n
  * [pythonpath=DIR\n...][chdir=DIR\n]" (config.c). */
 static int parse_arg(const char *arg, struct opts *o)
 {
@@ -226,6 +255,8 @@ static int parse_arg(const char *arg, struct opts *o)
             memcpy(o->model, p + 6, n - 6);
         } else if (n > 13 && !strncmp(p, "multiprocess=", 13)) {
             o->multiprocess = p[13] == '1';
+        } else if (n > 12 && !strncmp(p, "multithread=", 12)) {
+            o->multithread = p[12] == '1';
         } else if (n > 11 && !strncmp(p, "pythonpath=", 11)) {
             memcpy(o->paths + plen, p + 11, n - 11);
             plen += n - 11;
@@ -297,7 +328,7 @@ static struct inst *inst_new(const struct fh_api *api, const struct opts *o)
     in->app = obj;
 
     /* the keys every request has with the same value */
-    in->env0 = environ_template(o->multiprocess);
+    in->env0 = environ_template(o->multiprocess, o->multithread);
     if (!in->env0 || PyErr_Occurred()) {
         exc_summary(why, sizeof why);
         fh_api_log(api, "cannot build the environ: %s", why);

@@ -30,6 +30,12 @@
  * write and wsgi.input objects are reused when the app kept no reference. */
 #include "wsgi_int.h"
 
+/* With --threads (event model) requests run on the worker's pool threads, as
+ * in gunicorn's gthread worker: the GIL guards the interpreter, and each
+ * thread has its own thread state (interp.c). WSGI apps are expected to be
+ * thread-safe when wsgi.multithread is true (PEP 3333). */
+const unsigned app_flags = FH_APP_THREAD_SAFE;
+
 int app(fh_req *r)
 {
     struct inst *in = r->state;

@@ -28,6 +28,7 @@
 fh_handler app;
 fh_init app_init;
 fh_fini app_fini;
+extern const unsigned app_flags; /* FH_APP_THREAD_SAFE: the GIL guards Python (wsgi.c) */
 
 #pragma GCC visibility push(hidden)
 
@@ -111,7 +112,7 @@ int name_is(PyObject *name, const char *lower);
 /* The interned keys and constant values, once the interpreter runs. */
 int environ_init(void);
 /* The keys every request has with the same value; NULL on error. */
-PyObject *environ_template(int multiprocess);
+PyObject *environ_template(int multiprocess, int multithread);
 /* The request's environ dict: a copy of the template plus its keys. */
 PyObject *build_environ(wreq *q);
 
