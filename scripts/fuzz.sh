@@ -3,11 +3,11 @@
 # and run it for FUZZ_SECONDS (default 60) on a working copy of its corpus.
 # New inputs that raise coverage are added to build-fuzz/corpus/NAME; copy the
 # interesting ones (and every crash) into tests/fuzz/corpus/NAME so that
-# `make test` replays them forever.
+# `make test` replays them forever. FUZZ_ONLY=NAME (e.g. conn) runs one driver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
-out=build-fuzz
+out=${FUZZ_OUT:-build-fuzz} # FUZZ_OUT=dir: build and work elsewhere
 mkdir -p "$out"
 command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang libclang-rt-14-dev)"; exit 2; }
 
@@ -16,8 +16,18 @@ for drv in tests/fuzz/fuzz_*.c; do
     name=$(basename "$drv" .c)      # fuzz_request
     short=${name#fuzz_}             # request
     bin=$out/$name
-    clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-        "$drv" src/http_parse.c src/cgi_head.c src/owned_hdr.c src/environ.c -o "$bin"
+    [ -n "${FUZZ_ONLY:-}" ] && [ "$short" != "$FUZZ_ONLY" ] && continue
+    srcs=(src/http_parse.c src/cgi_head.c src/owned_hdr.c src/environ.c)
+    libs=()
+    if [ "$short" = conn ]; then # the state machine: the whole core but main.c
+        mapfile -t srcs < <(ls src/*.c | grep -v '^src/main\.c$')
+        # ...and the libraries the Makefile links it with (LDLIBS, as make sees it)
+        read -r -a libs < <(printf 'fuzz-ldlibs:\n\t@echo $(LDLIBS)\n' |
+                            make -s --no-print-directory -f Makefile -f - fuzz-ldlibs)
+    fi
+    clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc -Iinclude -fsanitize=fuzzer,address,undefined \
+        -fno-sanitize-recover=undefined \
+        "$drv" "${srcs[@]}" -o "$bin" "${libs[@]}"
     corpus=$out/corpus/$short
     mkdir -p "$corpus" "$out/crashes"
     cp -n tests/fuzz/corpus/"$short"/* "$corpus"/ 2>/dev/null || true

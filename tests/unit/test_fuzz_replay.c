@@ -19,6 +19,7 @@ int fuzz_range_one(const uint8_t *data, size_t size);
 int fuzz_path_one(const uint8_t *data, size_t size);
 int fuzz_cgi_one(const uint8_t *data, size_t size);
 int fuzz_environ_one(const uint8_t *data, size_t size);
+int fuzz_conn_one(const uint8_t *data, size_t size);
 
 #define LLVMFuzzerTestOneInput fuzz_request_one
 #include "../fuzz/fuzz_request.c"
@@ -37,6 +38,12 @@ int fuzz_environ_one(const uint8_t *data, size_t size);
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_environ_one
 #include "../fuzz/fuzz_environ.c"
+#undef LLVMFuzzerTestOneInput
+/* fuzz_conn sets itself up on its first input (LLVMFuzzerInitialize is libFuzzer's) */
+#define LLVMFuzzerTestOneInput fuzz_conn_one
+#define LLVMFuzzerInitialize fuzz_conn_init
+#include "../fuzz/fuzz_conn.c"
+#undef LLVMFuzzerInitialize
 #undef LLVMFuzzerTestOneInput
 
 /* Run every regular file of corpus/<name> through fn; returns the count or
@@ -86,6 +93,7 @@ int main(void)
         { "path", fuzz_path_one },
         { "cgi", fuzz_cgi_one },
         { "environ", fuzz_environ_one },
+        { "conn", fuzz_conn_one },
     };
     plan((int)(sizeof drivers / sizeof drivers[0]));
     for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
