@@ -60,7 +60,7 @@ PYCONFIG := /usr/bin/python3.11-config
 WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
 
 
-.PHONY: all run run-wsgi install test unit integration deps bench fuzz clean tsan
+.PHONY: all run run-wsgi install test unit integration deps bench fuzz clean tsan soak
 all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
@@ -174,6 +174,12 @@ bench: all
 
 fuzz:
 	scripts/fuzz.sh
+
+# A long run at default limits (docs/hardening.md, "Soak"): keep-alive
+# clients, slowloris, uploads, CGI and a SIGHUP a minute; SOAK_SECONDS
+# (default 600). Not part of make test.
+soak: all
+	SOAK_SECONDS=$${SOAK_SECONDS:-600} FORKHTTPD_BUILD=$(BUILD) /usr/bin/python3 scripts/soak.py
 
 clean:
 	rm -rf build build-asan build-fuzz build-tsan

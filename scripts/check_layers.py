@@ -15,7 +15,7 @@ LAYERS = [
     # libc only: the clock, logging, sockets, signals, the pure request parser
     # (owned_hdr: the table of fields the server owns, pure; config checks --header with it)
     ("base", ["clock", "log", "net", "sig", "sigsafe", "confine", "http_parse", "forkhttpd_app",
-              "owned_hdr"]),
+              "owned_hdr", "realip"]),
     # the options (validated with the parser) and the shared counters
     ("config", ["config", "scoreboard", "mime"]),
     ("resp/parse", ["cgi_head", "environ", "resp", "http_resp", "accept_enc", "compress"]),

@@ -17,7 +17,7 @@ for drv in tests/fuzz/fuzz_*.c; do
     short=${name#fuzz_}             # request
     bin=$out/$name
     [ -n "${FUZZ_ONLY:-}" ] && [ "$short" != "$FUZZ_ONLY" ] && continue
-    srcs=(src/http_parse.c src/cgi_head.c src/owned_hdr.c src/environ.c)
+    srcs=(src/http_parse.c src/cgi_head.c src/owned_hdr.c src/environ.c src/proxy.c src/realip.c)
     libs=()
     if [ "$short" = conn ]; then # the state machine: the whole core but main.c
         mapfile -t srcs < <(ls src/*.c | grep -v '^src/main\.c$')

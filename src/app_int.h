@@ -37,6 +37,15 @@ struct app {
     int logged;         /* init/fini logged something (fh_api_log) */
     unsigned dropped_logged; /* bit i: a drop of owned_hdr_name(i) was logged */
     unsigned flags; /* SYMBOL_flags (FH_APP_THREAD_SAFE...), 0 without one */
+    /* a thread-safe app with --threads: where its calls run (app_pool.c's
+     * app_pool_call; the event loop's alone, per process) */
+    int inl;            /* inline in the loop while its calls stay short; else (first) the pool */
+    uint64_t avg_us;    /* inline calls' wall time, µs (EWMA, weight 1/8, each capped) */
+    uint64_t calls;     /* calls since the last switch */
+    uint64_t long_at;   /* calls at the last long inline call, +1 (0: none) */
+    uint64_t need;      /* pooled calls before the next inline probe */
+    uint64_t pdone, plong; /* pooled calls ended since then; of those, LONG on their thread */
+    uint64_t inline_ms; /* when they last went inline (now_ms) */
     char *name; /* "FILE.so:SYMBOL" or the mount's label, for logs */
 };
 
@@ -92,6 +101,7 @@ struct areq {
     int rc;                 /* the handler's return value */
     int efd;                /* eventfd the thread signals when done; kept across reuse */
     uint64_t t_start;       /* ms, when the call was queued */
+    uint64_t run_us;        /* the handler's wall time on its thread: set with P_DONE */
     struct pool_copy *cp;   /* allocated on first pooled use; kept across reuse */
     char arena[ARENA];
 };

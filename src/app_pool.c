@@ -21,6 +21,33 @@
  *           stuck, after the timeout): the thread that ends it puts it on
  *           the dead list, which the loop frees. A thread is never killed.
  *
+ * Inline or pooled (app_pool_call): the hand-off costs ~10-15 µs of CPU and
+ * a thread wake-up per call, more than a hello call itself (a WSGI hello
+ * served 2-3x slower on the pool than inline). So an app's calls run inline
+ * in the loop while they are seen to be short, and on the pool once the app
+ * is seen to wait. Calls are timed by their wall time (the handler's
+ * alone, vDSO clock); a pooled call's time only says whether the app waits,
+ * not that it is fast (it shares the CPU with the loop and, for WSGI, waits
+ * for the GIL), so only an inline call can bring an app inline.
+ *   start   pooled: an app's first calls (imports, warm-up) never stall the loop.
+ *   probe   after NEED pooled calls ended (64 at first), unless half of them or
+ *           more took LONG (4x --app-inline-us, 1 ms) on their threads (the
+ *           app waits: no probe, count again), the next one runs inline.
+ *           Under LONG: the app goes inline. Else NEED doubles, up to
+ *           NEED_MAX: an app that is fast on the pool but slow inline (it
+ *           waits for something the pool threads hold) stalls the loop for
+ *           one call at 64, 128, 256... calls, then once per 65536.
+ *   inline  back to the pool when the average (each call capped at LONG)
+ *           reaches --app-inline-us (250 µs), on a call of HARD_US (20 ms)
+ *           or more, or on the second LONG call within WINDOW calls. So an
+ *           app that starts to wait stalls the loop for one call, or for two
+ *           if both are under 20 ms: one LONG call alone is not enough, or a
+ *           loop descheduled in the middle of a short call (a busy machine:
+ *           a few ms) would send a fast app to the pool. Back within FLAP_MS
+ *           of going inline: NEED doubles, else it starts again at NEED_BASE.
+ * Calls still on the pool when an app goes inline finish there. The choice
+ * is per app and per process, made and kept by the loop.
+ *
  * Nothing the thread touches belongs to the connection: a client that hangs
  * up, or a worker that reuses the connection's buffers, cannot pull memory
  * from under a running call. The pool's state (queue, counters, a request's
@@ -34,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app_pool.h"
@@ -86,6 +114,69 @@ static void publish(void)
     __atomic_store_n(&s->app_timeouts, P.timeouts, __ATOMIC_RELAXED);
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: ~20 ns */
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- inline or pooled (the loop's; see the top) ---- */
+
+enum {
+    NEED_BASE = 64,        /* pooled calls before the first inline probe */
+    NEED_MAX = 1 << 16,
+    WINDOW = 256,          /* two LONG inline calls this close: back to the pool */
+    HARD_US = 20000,       /* one inline call this long: back to the pool */
+    FLAP_MS = 10000,       /* back to the pool sooner than this: NEED doubles */
+};
+
+/* A pooled call of a took us µs on its thread. */
+static void pooled_note(struct app *a, uint64_t us)
+{
+    a->pdone++;
+    a->plong += us >= 4 * (uint64_t)cfg.app_inline_us;
+}
+
+static void to_pool(struct app *a, int flap)
+{
+    a->inl = 0;
+    a->calls = a->pdone = a->plong = 0;
+    if (!a->need || !flap)
+        a->need = NEED_BASE;
+    else if (a->need < NEED_MAX)
+        a->need *= 2;
+}
+
+/* An inline call of a took us µs: the loop was stalled that long. probe: it
+ * ran as a probe while the app was pooled. */
+static void note(struct app *a, uint64_t us, int probe)
+{
+    uint64_t lim = (uint64_t)cfg.app_inline_us, lng = 4 * lim;
+    int is_long = us >= lng;
+    if (probe) {
+        if (is_long) {
+            to_pool(a, 1);
+            return;
+        }
+        a->inl = 1;
+        a->inline_ms = now_ms();
+        a->calls = 0;
+        a->long_at = 0;
+        a->avg_us = us;
+        return;
+    }
+    a->calls++;
+    a->avg_us = a->avg_us - a->avg_us / 8 + (is_long ? lng : us) / 8;
+    int twice = 0;
+    if (is_long) {
+        twice = a->long_at && a->calls - (a->long_at - 1) <= WINDOW;
+        a->long_at = a->calls + 1;
+    }
+    if (twice || us >= HARD_US || a->avg_us >= lim)
+        to_pool(a, now_ms() - a->inline_ms < FLAP_MS);
+}
+
 /* ---- the threads ---- */
 
 static void *pool_thread(void *arg)
@@ -110,10 +201,13 @@ static void *pool_thread(void *arg)
         publish();
         pthread_mutex_unlock(&P.lock);
 
+        uint64_t t0 = mono_us();
         int rc = app_call(q);
+        uint64_t dt = mono_us() - t0;
 
         pthread_mutex_lock(&P.lock);
         q->rc = rc;
+        q->run_us = dt;
         q->pstate = P_DONE;
         P.busy--;
         if (q->abandoned) {
@@ -194,6 +288,7 @@ static void reclaim(void)
     pthread_mutex_unlock(&P.lock);
     while (d) {
         struct areq *n = d->qnext;
+        pooled_note(d->app, d->run_us);
         discard(d);
         d = n;
     }
@@ -397,6 +492,7 @@ static int pool_prepare(void *ctx, struct response *resp, int *wait_fd)
     memcpy(resp->hdr, own->hdr, own->hdr_len);
     resp->hdr_len = own->hdr_len;
     q->resp = resp;
+    pooled_note(q->app, q->run_us);
     app_req_finish(q, q->rc); /* frees q, or hands it to the app's stream */
     return 0;
 }
@@ -517,4 +613,28 @@ void app_pool_submit(struct areq *q, const struct request *req, struct response 
     resp->stream.close = pool_close;
     resp->stream.ctx = q;
     resp->timeout_ms = cfg.app_timeout;
+}
+
+void app_pool_call(struct areq *q, const struct request *req, struct response *resp)
+{
+    struct app *a = q->app;
+    int probe = 0;
+    if (!a->inl) {
+        if (!a->need)
+            a->need = NEED_BASE;
+        if (cfg.app_inline_us > 0 && a->pdone >= a->need) {
+            /* most of them long on their threads: the app waits, no probe */
+            probe = a->plong * 2 < a->pdone;
+            if (!probe)
+                a->pdone = a->plong = 0;
+        }
+        if (!probe) {
+            app_pool_submit(q, req, resp);
+            return;
+        }
+    }
+    uint64_t t0 = mono_us();
+    int rc = app_call(q);
+    note(a, mono_us() - t0, probe);
+    app_req_finish(q, rc);
 }

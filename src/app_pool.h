@@ -20,6 +20,9 @@ int app_pool_wants(const struct areq *q);
 /* Run q (from app_req_begin) on the pool for req: resp becomes a deferred
  * response (or a 503 when the queue is full). */
 void app_pool_submit(struct areq *q, const struct request *req, struct response *resp);
+/* Run q (app_pool_wants) inline in the loop while its app's calls are seen
+ * to be short (--app-inline-us), else on the pool (app_pool_submit). */
+void app_pool_call(struct areq *q, const struct request *req, struct response *resp);
 /* areq_put/free: what a pooled request holds (its dup of the body fd);
  * free: its copy buffers and eventfd too. */
 void app_pool_put(struct areq *q);

@@ -34,6 +34,19 @@ static const char usage_text[] =
     "  --backlog N            listen queue length (default 1024)\n"
     "  --listen H:P[/tls]     one more listener, plain or HTTPS (repeatable; [::1]:P for IPv6)\n"
     "\n"
+    "Behind a balancer (docs/deploy.md)\n"
+    "  --listen H:P/proxy     a listener that expects a PROXY protocol header (v1 or v2)\n"
+    "                         first, from a --trusted-proxy (also H:P/tls/proxy)\n"
+    "  --proxy-protocol       ...the --host/--port listener expects it too\n"
+    "  --trusted-proxy CIDR   a balancer's address or network (repeatable): its PROXY\n"
+    "                         headers and forwarding headers name the client\n"
+    "  --forwarded-header H   the header trusted proxies set: x-forwarded-for (default)\n"
+    "                         or forwarded (RFC 7239); the other one is ignored\n"
+    "  --health PATH          answer PATH with 200, or 503 while draining\n"
+    "  --drain S              prefork, event: after SIGTERM, --health says 503 for S\n"
+    "                         seconds while everything else is served, then the\n"
+    "                         graceful stop begins (default 0)\n"
+    "\n"
     "HTTPS (docs/tls.md)\n"
     "  --tls-cert FILE        PEM certificate (leaf, then intermediates): --host/--port\n"
     "                         speaks HTTPS; repeatable in pairs, SNI picks, the first is the default\n"
@@ -47,8 +60,10 @@ static const char usage_text[] =
     "  --model M              iterative | fork | prefork | event (default event)\n"
     "  --workers N            worker processes for prefork/event (default: CPUs)\n"
     "  --max-workers N        prefork: grow the pool up to N (default 256)\n"
-    "  --max-conns N          event: connections per worker; fork: children; iterative,\n"
-    "                         prefork: ignored (default 4096)\n"
+    "  --max-conns N          event: connections per worker (default: the descriptor\n"
+    "                         limit, raised to its hard limit at start, less a reserve);\n"
+    "                         when full, the longest-idle keep-alive one is closed to make\n"
+    "                         room; fork: children (default 4096); iterative, prefork: ignored\n"
     "  --grace S              graceful stop: seconds to finish requests (default 10)\n"
     "  --accept exclusive|reuseport  event: one shared listener woken with EPOLLEXCLUSIVE\n"
     "                         (default), or a SO_REUSEPORT listener per worker\n"
@@ -77,6 +92,9 @@ static const char usage_text[] =
     "                         (default 30); the thread is counted as stuck\n"
     "  --app-stuck N          event: the master recycles a worker with N stuck calls\n"
     "                         (default: half of --threads, at least 1)\n"
+    "  --app-inline-us US     event: a thread-safe app whose calls take under US µs\n"
+    "                         runs inside the loop until one takes longer (default\n"
+    "                         250); 0: always on a thread\n"
     "\n"
     "Static sites (docs/static.md)\n"
     "  --precompressed        send file.br / file.gz next to file to clients that accept them\n"
@@ -97,7 +115,15 @@ static const char usage_text[] =
     "  --body-timeout S       max silence while receiving a body (default 30)\n"
     "  --keepalive-timeout S  idle time between requests (default 5)\n"
     "  --write-timeout S      max time a client may stall reading (default 30)\n"
-    "  --max-body BYTES       largest request body, else 413 (default 1048576)\n"
+    "  --max-body BYTES       largest body a handler reads (CGI, apps: spooled to disk),\n"
+    "                         else 413 (default 1073741824)\n"
+    "  --max-unread-body B    largest body nobody reads (static files, errors), else 413\n"
+    "                         (default 1048576; --max-body alone sets both)\n"
+    "  --spool-budget BYTES   spooled request bodies held at once per process; past it 503 +\n"
+    "                         Retry-After (default 2147483648)\n"
+    "  --min-rate BYTES       a head or body must average this many bytes/s after its first\n"
+    "                         2 s (0.5 s while the prefork pool is full), else 408\n"
+    "                         (default 500; 0: off)\n"
     "  --max-header-size B    largest request head, else 431 (default 16384)\n"
     "  --max-line B           longest request line, else 414 (default 8192)\n"
     "  --max-headers N        most header fields, else 431 (default 100)\n"
@@ -119,6 +145,8 @@ static const char usage_text[] =
     "\n"
     "Logging\n"
     "  --access-log FILE|-    Combined Log Format access log ('-' = stdout)\n"
+    "  --access-log-format F  combined (default) | tls: combined, then the TLS protocol\n"
+    "                         and cipher (\"-\" on plain HTTP; docs/tls.md)\n"
     "  --log-level LEVEL      error, warn (bad exchanges: timeouts, 502s), info (default:\n"
     "                         start, stop, restart) or debug (= --verbose)\n"
     "  --verbose              narrate accept/fork/reap and request/response heads\n"
@@ -464,6 +492,10 @@ enum { O_TLSCERT = 400, O_TLSKEY, O_LISTEN, O_REDIRHTTPS, O_TLSPROTOS, O_TLSCIPH
 enum { O_UNIXMODE = 500 };
 enum { O_LESSON = 900 };
 enum { O_THREADS = 1000, O_APPQUEUE, O_APPTIMEOUT, O_APPSTUCK };
+enum { O_PROXYPROTO = 1200, O_TRUSTEDPROXY, O_FWDHEADER, O_HEALTH, O_DRAIN };
+enum { O_APPINLINE = 1400 };
+enum { O_ALOGFMT = 1500 };
+enum { O_MAXUNREAD = 1100, O_SPOOLBUDGET, O_MINRATE };
 enum { O_PRECOMP = 600, O_COMPRESS, O_COMPMIN, O_COMPCACHE, O_HEADER, O_ERRPAGE, O_FALLBACK,
        O_MIME, O_DEFTYPE };
 
@@ -503,6 +535,9 @@ static const struct option options[] = {
     {"grace", required_argument, 0, O_GRACE},
     {"max-body", required_argument, 0, O_MAXBODY},
     {"max-header-size", required_argument, 0, O_MAXHEAD},
+    {"max-unread-body", required_argument, 0, O_MAXUNREAD},
+    {"spool-budget", required_argument, 0, O_SPOOLBUDGET},
+    {"min-rate", required_argument, 0, O_MINRATE},
     {"max-line", required_argument, 0, O_MAXLINE},
     {"max-headers", required_argument, 0, O_MAXHEADERS},
     {"max-keepalive-requests", required_argument, 0, O_MAXKA},
@@ -512,6 +547,7 @@ static const struct option options[] = {
     {"app-queue", required_argument, 0, O_APPQUEUE},
     {"app-timeout", required_argument, 0, O_APPTIMEOUT},
     {"app-stuck", required_argument, 0, O_APPSTUCK},
+    {"app-inline-us", required_argument, 0, O_APPINLINE},
     {"status", required_argument, 0, O_STATUS},
     {"status-public", no_argument, 0, O_STATUSPUB},
     {"accept", required_argument, 0, O_ACCEPT},
@@ -538,6 +574,12 @@ static const struct option options[] = {
     {"redirect-https", no_argument, 0, O_REDIRHTTPS},
     {"tls-protocols", required_argument, 0, O_TLSPROTOS},
     {"tls-ciphers", required_argument, 0, O_TLSCIPHERS},
+    {"access-log-format", required_argument, 0, O_ALOGFMT},
+    {"proxy-protocol", no_argument, 0, O_PROXYPROTO},
+    {"trusted-proxy", required_argument, 0, O_TRUSTEDPROXY},
+    {"forwarded-header", required_argument, 0, O_FWDHEADER},
+    {"health", required_argument, 0, O_HEALTH},
+    {"drain", required_argument, 0, O_DRAIN},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
     {0, 0, 0, 0},
@@ -560,7 +602,10 @@ void config_parse(int argc, char **argv)
     cfg.keepalive_timeout = 5000;
     cfg.write_timeout = 30000;
     cfg.grace = 10000;
-    cfg.max_body = 1048576;
+    cfg.max_body = (int64_t)1 << 30; /* Apache's LimitRequestBody */
+    cfg.max_unread_body = 1048576;
+    cfg.spool_budget = (int64_t)2 << 30;
+    cfg.min_rate = 500; /* Apache's mod_reqtimeout MinRate */
     cfg.max_head = 16384;
     cfg.max_line = 8192;
     cfg.max_headers = 100;
@@ -571,11 +616,12 @@ void config_parse(int argc, char **argv)
     cfg.app_queue = 256;
     cfg.app_timeout = 30000;
     cfg.app_stuck = 0; /* 0: half of --threads (at least 1), after parsing */
+    cfg.app_inline_us = 250;
     cfg.unix_mode = 0660;
     cfg.compress_min = 256;
     cfg.compress_cache = 16 << 20;
 
-    int workers_set = 0;
+    int workers_set = 0, body_set = 0, unread_set = 0;
     opterr = 0; /* we print our own one-line errors */
     int c;
     while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
@@ -585,7 +631,7 @@ void config_parse(int argc, char **argv)
         case O_MODEL: cfg.model = optarg; break;
         case O_WORKERS: cfg.workers = (int)parse_int("--workers", optarg, 1, 1024); workers_set = 1; break;
         case O_MAXWORKERS: cfg.max_workers = (int)parse_int("--max-workers", optarg, 1, 4096); break;
-        case O_MAXCONNS: cfg.max_conns = (int)parse_int("--max-conns", optarg, 1, 1000000); break;
+        case O_MAXCONNS: cfg.max_conns = (int)parse_int("--max-conns", optarg, 1, 1000000); cfg.max_conns_set = 1; break;
         case O_BACKLOG: cfg.backlog = (int)parse_int("--backlog", optarg, 1, 65535); break;
         case O_ROOT: cfg.root = optarg; break;
         case O_AUTOINDEX: cfg.autoindex = 1; break;
@@ -613,7 +659,10 @@ void config_parse(int argc, char **argv)
         case O_KTO: cfg.keepalive_timeout = parse_seconds("--keepalive-timeout", optarg); break;
         case O_WTO: cfg.write_timeout = parse_seconds("--write-timeout", optarg); break;
         case O_GRACE: cfg.grace = parse_seconds("--grace", optarg); break;
-        case O_MAXBODY: cfg.max_body = parse_int("--max-body", optarg, 0, INT64_MAX / 2); break;
+        case O_MAXBODY: cfg.max_body = parse_int("--max-body", optarg, 0, INT64_MAX / 2); body_set = 1; break;
+        case O_MAXUNREAD: cfg.max_unread_body = parse_int("--max-unread-body", optarg, 0, INT64_MAX / 2); unread_set = 1; break;
+        case O_SPOOLBUDGET: cfg.spool_budget = parse_int("--spool-budget", optarg, 0, INT64_MAX / 2); break;
+        case O_MINRATE: cfg.min_rate = (int)parse_int("--min-rate", optarg, 0, 1 << 30); break;
         case O_MAXHEAD: cfg.max_head = (size_t)parse_int("--max-header-size", optarg, 256, 1 << 20); break;
         case O_MAXLINE: cfg.max_line = (size_t)parse_int("--max-line", optarg, 64, 1 << 20); break;
         case O_MAXHEADERS: cfg.max_headers = (size_t)parse_int("--max-headers", optarg, 1, 100); break;
@@ -624,6 +673,7 @@ void config_parse(int argc, char **argv)
         case O_APPQUEUE: cfg.app_queue = (int)parse_int("--app-queue", optarg, 0, 1000000); break;
         case O_APPTIMEOUT: cfg.app_timeout = parse_seconds("--app-timeout", optarg); break;
         case O_APPSTUCK: cfg.app_stuck = (int)parse_int("--app-stuck", optarg, 1, 1024); break;
+        case O_APPINLINE: cfg.app_inline_us = (int)parse_int("--app-inline-us", optarg, 0, 1000000); break;
         case O_STATUS: {
             struct mount *m = add_mount("--status");
             m->kind = MOUNT_STATUS;
@@ -715,6 +765,34 @@ void config_parse(int argc, char **argv)
         case O_REDIRHTTPS: cfg.redirect_https = 1; break;
         case O_TLSPROTOS: cfg.tls_protocols = optarg; break;
         case O_TLSCIPHERS: cfg.tls_ciphers = optarg; break;
+        case O_ALOGFMT:
+            if (access_log_format_set(optarg) < 0)
+                usage_error("--access-log-format: expected combined or tls: '%s'", optarg);
+            break;
+        case O_PROXYPROTO: cfg.proxy_protocol = 1; net_proxy_main = 1; break;
+        case O_TRUSTEDPROXY:
+            if (cfg.ntrusted == REALIP_MAX_CIDRS)
+                usage_error("--trusted-proxy: at most %d networks", REALIP_MAX_CIDRS);
+            if (realip_parse_cidr(optarg, &cfg.trusted[cfg.ntrusted]) < 0)
+                usage_error("--trusted-proxy: expected an address or ADDRESS/BITS without host "
+                            "bits (10.0.0.0/8, 2001:db8::/32): '%s'", optarg);
+            cfg.ntrusted++;
+            break;
+        case O_FWDHEADER:
+            if (strcasecmp(optarg, "x-forwarded-for") == 0)
+                cfg.forwarded_header = REALIP_XFF;
+            else if (strcasecmp(optarg, "forwarded") == 0)
+                cfg.forwarded_header = REALIP_FORWARDED;
+            else
+                usage_error("--forwarded-header: 'x-forwarded-for' or 'forwarded', not '%s'",
+                            optarg);
+            break;
+        case O_HEALTH:
+            if (optarg[0] != '/' || strpbrk(optarg, "?# \t\r\n"))
+                usage_error("--health: expected a plain path like /healthz: '%s'", optarg);
+            cfg.health = optarg;
+            break;
+        case O_DRAIN: cfg.drain = strcmp(optarg, "0") == 0 ? 0 : parse_seconds("--drain", optarg); break;
         case 'h': /* -h: the one short option, an alias of --help */
         case O_HELP: fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("forkhttpd %s\n", FH_VERSION); exit(0);
@@ -733,6 +811,8 @@ void config_parse(int argc, char **argv)
         usage_error("--lesson applies to --model fork only, not to --model %s", cfg.model);
     if (cfg.max_line > cfg.max_head)
         cfg.max_line = cfg.max_head;
+    if (body_set && !unread_set)
+        cfg.max_unread_body = cfg.max_body; /* --max-body alone: one limit for every body, as before */
     if (cfg.max_workers < cfg.workers)
         cfg.max_workers = cfg.workers;
     cfg.workers_set = workers_set;
@@ -740,6 +820,14 @@ void config_parse(int argc, char **argv)
         usage_error("--tls-cert %s: needs its --tls-key", cfg.tls_cert[cfg.ntls_cert - 1]);
     if (net_spec_wants_tls() && !cfg.ntls_cert)
         usage_error("--listen .../tls needs --tls-cert and --tls-key");
+    if ((cfg.proxy_protocol || net_spec_wants_proxy()) && !cfg.ntrusted)
+        usage_error("%s expects PROXY headers: say whose with --trusted-proxy CIDR",
+                    cfg.proxy_protocol ? "--proxy-protocol" : "--listen .../proxy");
+    if (cfg.drain && strcmp(cfg.model, "prefork") != 0 && strcmp(cfg.model, "event") != 0)
+        usage_error("--drain applies to --model prefork and event (a master keeps serving "
+                    "while it drains), not to --model %s", cfg.model);
+    if (cfg.proxy_protocol && cfg.unix_path)
+        usage_error("--proxy-protocol applies to --host/--port, not --unix");
     if (cfg.redirect_https && !cfg.ntls_cert)
         usage_error("--redirect-https needs an HTTPS listener (--tls-cert and --tls-key)");
     if (strcmp(cfg.model, "event") != 0)

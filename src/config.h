@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "realip.h" /* --trusted-proxy networks */
+
 #define FH_VERSION "0.1.0"
 #define FH_SERVER "forkhttpd/" FH_VERSION
 #define FH_MAX_MOUNTS 32
@@ -105,7 +107,11 @@ struct config {
     int cgi_timeout;   /* --cgi-timeout: a CGI script's head must come within it */
 
     /* limits */
-    int64_t max_body;
+    int64_t max_body;        /* a body a handler reads (spooled: CGI, apps), else 413 */
+    int64_t max_unread_body; /* --max-unread-body: a body nobody reads (static...), else 413 */
+    int64_t spool_budget;    /* --spool-budget: spooled body bytes per process, else 503 */
+    int min_rate;            /* --min-rate: bytes/s a head or body must average (0: off) */
+    int max_conns_set;       /* --max-conns given (else derived from RLIMIT_NOFILE, main.c) */
     size_t max_head;
     size_t max_line;
     size_t max_headers;
@@ -116,6 +122,7 @@ struct config {
     int app_queue;     /* --app-queue: calls waiting per worker when all threads are busy, else 503 */
     int app_timeout;   /* --app-timeout (ms): a call running longer answers 504 */
     int app_stuck;     /* --app-stuck: stuck calls that make the master recycle a worker */
+    int app_inline_us; /* --app-inline-us: calls of a thread-safe app this short run in the loop; 0 never */
 
     /* WSGI (--wsgi mounts run build/wsgi.so; docs/wsgi.md) */
     int preload;       /* --preload: every app's init runs once before forking */
@@ -152,6 +159,14 @@ struct config {
     const char *tls_protocols; /* --tls-protocols, NULL: TLSv1.2,TLSv1.3 */
     const char *tls_ciphers;   /* --tls-ciphers, NULL: Mozilla intermediate */
     int redirect_https;        /* --redirect-https */
+
+    /* behind balancers (docs/deploy.md) */
+    int proxy_protocol;        /* --proxy-protocol: the --host/--port listener expects PROXY */
+    struct realip_cidr trusted[REALIP_MAX_CIDRS]; /* --trusted-proxy CIDR */
+    int ntrusted;
+    int forwarded_header;      /* --forwarded-header: REALIP_XFF or REALIP_FORWARDED (realip.h) */
+    const char *health;        /* --health PATH: 200, or 503 while draining */
+    int drain;                 /* --drain S (ms): after SIGTERM, --health says 503 this long first */
 };
 
 extern struct config cfg;

@@ -22,6 +22,8 @@
 #include "http_resp.h"
 #include "log.h"
 #include "environ.h"
+#include "proxy.h"
+#include "realip.h"
 #include "router.h"
 #include "sig.h"
 #include "scoreboard.h"
@@ -78,7 +80,12 @@ struct exchange {
                           that will wait (for its body, a CGI head, room in out)
                           first sends the answers queued before it */
     int spool_fd;      /* the request body for the handler (S_SPOOL), or -1 */
+    int64_t spool_held; /* ...its bytes counted against --spool-budget */
+    int64_t body_limit; /* --max-body, or --max-unread-body for a body nobody reads */
     int corked;        /* TCP_CORK is on while a file body is sent */
+    int wrote, nodelay; /* a write was tried; TCP_NODELAY set (nodelay_before_write) */
+    int forwarded;     /* client: a trusted proxy's forwarding header named it (realip.h) */
+    union net_addr client;
     int log_status;    /* the answer being sent, logged when it is finished or
                           aborted (access log); 0: none */
     uint64_t body_sent; /* ...its body bytes written so far */
@@ -88,6 +95,12 @@ struct exchange {
     char *in;
     char out[OUT_CAP];
 };
+
+static void conn_nodelay(struct conn *c)
+{
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* (fails on a UNIX socket) */
+}
 
 static struct exchange *free_list;
 static unsigned free_count;
@@ -112,7 +125,11 @@ static struct exchange *x_get(void)
     x->head_len = 0;
     x->closing = x->linger = x->pending = x->after_flush = 0;
     x->spool_fd = -1;
+    x->spool_held = 0;
+    x->body_limit = 0;
     x->corked = 0;
+    x->wrote = x->nodelay = 0;
+    x->forwarded = 0;
     x->log_status = 0;
     x->body_from = x->body_to = 0;
     resp_init(&x->resp);
@@ -120,11 +137,16 @@ static struct exchange *x_get(void)
     return x;
 }
 
+/* Spooled body bytes held by this process's exchanges (--spool-budget). */
+static int64_t spool_used;
+
 static void spool_close(struct exchange *x)
 {
     if (x->spool_fd >= 0)
         close(x->spool_fd);
     x->spool_fd = -1;
+    spool_used -= x->spool_held;
+    x->spool_held = 0;
 }
 
 static void x_put(struct exchange *x)
@@ -163,7 +185,11 @@ void conn_init(struct conn *c, int fd, const union net_addr *peer)
     c->rdhup = 0;
     c->nreq = 0;
     c->deadline = now_ms() + (uint64_t)cfg.header_timeout;
+    c->rate_t0 = now_ms();
+    c->rate_bytes = 0;
+    c->hard_deadline = c->deadline;
     c->peer = *peer;
+    c->proxy = 0; /* transport_attach says so for a /proxy listener */
     c->local.sa.sa_family = AF_UNSPEC;
     c->x = NULL;
 }
@@ -204,6 +230,11 @@ int conn_is_idle(const struct conn *c)
     return c->state == S_IDLE;
 }
 
+int conn_is_keepalive_idle(const struct conn *c)
+{
+    return c->state == S_IDLE && c->nreq > 0 && !c->x;
+}
+
 /* ---- states and their deadlines ----
  *
  * Every wait has a deadline, and which one is decided here only: the state
@@ -223,24 +254,77 @@ static const struct {
     [W_LINGER] = {"linger"},        /* LINGER_MS */
 };
 
+/* While every process is taken (conn_busy: the prefork pool at
+ * --max-workers, none idle), a process must not wait long for a client:
+ * like Apache's event MPM under load, heads and keep-alive get less time. */
+#define BUSY_HEADER_MS 1000
+#define BUSY_KEEPALIVE_MS 200
+#define BUSY_LINGER_MS 200 /* a cut slowloris would hold the process for LINGER_MS */
+/* --min-rate: a head or body must have brought min_rate bytes a second
+ * since its start, after this grace (shorter while busy) */
+#define MIN_RATE_GRACE_MS 2000
+#define MIN_RATE_BUSY_GRACE_MS 500
+
+int (*conn_busy)(void);
+
+static int is_busy(void)
+{
+    return conn_busy && conn_busy();
+}
+
+static int min_ms(int a, int b)
+{
+    return a < b ? a : b;
+}
+
 static int wait_ms(const struct conn *c, enum wait_reason w)
 {
     switch (w) {
-    case W_KEEPALIVE: return cfg.keepalive_timeout;
-    case W_HEADER: return cfg.header_timeout;
+    case W_KEEPALIVE:
+        return is_busy() ? min_ms(cfg.keepalive_timeout, BUSY_KEEPALIVE_MS) : cfg.keepalive_timeout;
+    case W_HEADER:
+        return is_busy() ? min_ms(cfg.header_timeout, BUSY_HEADER_MS) : cfg.header_timeout;
     case W_BODY: return cfg.body_timeout;
     case W_HANDLER: /* the handler's own timeout (--cgi-timeout...), else a write's */
         return c->x && c->x->resp.timeout_ms ? c->x->resp.timeout_ms : cfg.write_timeout;
     case W_WRITE: return cfg.write_timeout;
-    case W_LINGER: return LINGER_MS;
+    case W_LINGER: return is_busy() ? BUSY_LINGER_MS : LINGER_MS;
     }
     return cfg.write_timeout;
+}
+
+/* --min-rate: the deadline is the earlier of the state's own timeout and
+ * the moment the bytes so far stop paying for the time taken (Apache's
+ * mod_reqtimeout MinRate): a client trickling a byte every few seconds holds
+ * a process (prefork, fork) or a connection for the grace, not for
+ * --header-timeout or, in a body, for ever. */
+static uint64_t rate_due(const struct conn *c)
+{
+    if (!cfg.min_rate)
+        return UINT64_MAX;
+    uint64_t grace = is_busy() ? MIN_RATE_BUSY_GRACE_MS : MIN_RATE_GRACE_MS;
+    return c->rate_t0 + grace + c->rate_bytes * 1000u / (uint64_t)cfg.min_rate;
+}
+
+static void rate_apply(struct conn *c)
+{
+    uint64_t due = rate_due(c);
+    c->deadline = due < c->hard_deadline ? due : c->hard_deadline;
+}
+
+/* Did the deadline that passed come from --min-rate (not the state's own)? */
+static int rate_cut(const struct conn *c)
+{
+    return c->deadline < c->hard_deadline;
 }
 
 static void arm(struct conn *c, enum wait_reason w)
 {
     c->wait_reason = (unsigned char)w;
     c->deadline = now_ms() + (uint64_t)wait_ms(c, w);
+    c->hard_deadline = c->deadline;
+    if (w == W_HEADER || w == W_BODY)
+        rate_apply(c);
 }
 
 /* Enter a state; a state that waits for the peer or a producer gets its
@@ -248,6 +332,11 @@ static void arm(struct conn *c, enum wait_reason w)
 static void set_state(struct conn *c, int state)
 {
     c->state = state;
+    if (state == S_IDLE || state == S_HEAD || state == S_BODY || state == S_SPOOL ||
+        state == S_LINGER) {
+        c->rate_t0 = now_ms(); /* the state's start: --min-rate, the busy caps */
+        c->rate_bytes = state == S_HEAD && c->x ? c->x->in_len : 0;
+    }
     switch (state) {
     case S_IDLE: arm(c, W_KEEPALIVE); break;
     case S_HEAD: arm(c, W_HEADER); break;
@@ -322,6 +411,7 @@ static void consume_request(struct exchange *x)
     memmove(x->in, x->in + used, x->in_len - used);
     x->in_len -= used;
     x->head_len = 0;
+    x->forwarded = 0;
     http_req_init(&x->req);
     spool_close(x);
 }
@@ -346,7 +436,9 @@ static void log_access(struct conn *c, struct exchange *x, int status, uint64_t 
     if (!access_log_enabled())
         return;
     char peer[INET6_ADDRSTRLEN];
-    net_addr_str(&c->peer, peer, sizeof peer, NULL);
+    /* the client: the connection's peer, or who a PROXY header or a trusted
+     * proxy's forwarding header named */
+    net_addr_str(x->forwarded ? &x->client : &c->peer, peer, sizeof peer, NULL);
     const struct http_req *r = &x->req;
     const char *rl;
     size_t rl_len = request_line_of(x, &rl);
@@ -362,8 +454,10 @@ static void log_access(struct conn *c, struct exchange *x, int status, uint64_t 
     }
     const struct http_header *ref = x->head_len ? http_req_header(r, "Referer") : NULL;
     const struct http_header *ua = x->head_len ? http_req_header(r, "User-Agent") : NULL;
+    const struct tls_facts *tls = c->tp->facts ? c->tp->facts(c) : NULL;
     access_log_write(peer, rl, rl_len, status, bytes, ref ? ref->value.p : NULL,
-                     ref ? ref->value.len : 0, ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
+                     ref ? ref->value.len : 0, ua ? ua->value.p : NULL, ua ? ua->value.len : 0,
+                     tls ? tls->protocol : NULL, tls ? tls->cipher : NULL);
 }
 
 /* The access log line of the answer being sent, once: when its last byte
@@ -401,6 +495,35 @@ static void fail(struct conn *c, int status)
     c->state = S_RESPOND;
 }
 
+/* ---- shedding load: a limit answers ----
+ *
+ * Every limit that refuses a request answers so that a client understands
+ * (413/414/431 for sizes, 503 + Retry-After for "busy", 408 for too slow),
+ * counts on the status page, and writes a warn line naming its flag, at
+ * most one a second per limit (warn_limited: no log flood under attack). */
+
+static void shed(struct conn *c, int status, enum sb_shed what, const char *why)
+{
+    char peer[INET6_ADDRSTRLEN];
+    int port = 0;
+    net_addr_str(&c->peer, peer, sizeof peer, &port);
+    sb_shed(what);
+    warn_limited(sb_limit(what), "%s from %s port %d: answering %d", why, peer, port, status);
+    fail(c, status);
+    if (status == 503)
+        resp_header(&c->x->resp, "Retry-After", "1");
+}
+
+static void shed_413(struct conn *c, int64_t size, int declared)
+{
+    char why[200];
+    int unread = c->x->body_limit < cfg.max_body;
+    snprintf(why, sizeof why, "request body %s %lld bytes over %s (%lld)",
+             declared ? "of" : "past", (long long)size, unread ? "--max-unread-body" : "--max-body",
+             (long long)c->x->body_limit);
+    shed(c, 413, SHED_413, why);
+}
+
 /* ---- the request: after the head is parsed ---- */
 
 /* An unlinked temporary file: bodies of any size in constant memory, and a
@@ -423,9 +546,36 @@ static int spool_open(void)
 
 static void fail(struct conn *c, int status);
 
+/* Count n more spooled bytes against --spool-budget: 0, or -1 with 503 (or
+ * 413 for a body that could never fit) set. */
+static int spool_reserve(struct conn *c, int64_t n)
+{
+    struct exchange *x = c->x;
+    char why[200];
+    if (x->spool_held + n > cfg.spool_budget) {
+        snprintf(why, sizeof why, "request body of %lld bytes over --spool-budget (%lld)",
+                 (long long)(x->spool_held + n), (long long)cfg.spool_budget);
+        shed(c, 413, SHED_413, why);
+        return -1;
+    }
+    if (spool_used + n > cfg.spool_budget) {
+        snprintf(why, sizeof why,
+                 "spool budget full: %lld of %lld bytes held by request bodies in this process "
+                 "(--spool-budget); %lld more asked",
+                 (long long)spool_used, (long long)cfg.spool_budget, (long long)n);
+        shed(c, 503, SHED_SPOOL, why);
+        return -1;
+    }
+    spool_used += n;
+    x->spool_held += n;
+    return 0;
+}
+
 static int start_spool(struct conn *c)
 {
     struct exchange *x = c->x;
+    if (x->body_left > 0 && spool_reserve(c, x->body_left) < 0)
+        return -1; /* Content-Length: the whole body, before a byte of it is read */
     x->spool_fd = spool_open();
     if (x->spool_fd < 0) {
         log_error("cannot create a temporary file for a request body:");
@@ -504,11 +654,148 @@ static void policy_answer(struct conn *c)
     c->state = S_RESPOND;
 }
 
+/* ---- behind a balancer (docs/deploy.md) ---- */
+
+enum { PRE_DONE, PRE_WAIT, PRE_CLOSE, PRE_FAIL };
+
+/* The PROXY protocol header of a /proxy listener (proxy.h), before anything
+ * else, a TLS handshake too: so it is read from the socket itself, beneath
+ * every transport. What has arrived is peeked at, and only bytes that
+ * belong to the header are taken (all of them while it is incomplete, so a
+ * blocking model's poll() does not spin on them; exactly its length when it
+ * is complete): what follows stays in the socket for the transport. The
+ * header so far is kept in in[]. A header from an untrusted peer, or a
+ * malformed one, is answered 400 (plain text, whatever the listener
+ * speaks) and logged; bytes that are no PROXY header at all are closed on. */
+static int proxy_preamble(struct conn *c)
+{
+    struct exchange *x = c->x;
+    char ip[INET6_ADDRSTRLEN];
+    int port = 0;
+    if (!c->readable)
+        return PRE_WAIT;
+    ssize_t n;
+    do
+        n = net_peek(c->fd, x->in + x->in_len, x->in_cap - x->in_len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        c->readable = 0;
+        return PRE_WAIT;
+    }
+    if (n <= 0)
+        return PRE_CLOSE; /* gone before a header */
+    struct proxy_hdr h;
+    size_t have = x->in_len, all = have + (size_t)n;
+    int r = proxy_parse(x->in, all, &h);
+    net_addr_str(&c->peer, ip, sizeof ip, &port);
+    if (r == PROXY_BAD && h.none) {
+        warn("no PROXY header from %s port %d on a /proxy listener: closing", ip, port);
+        return PRE_CLOSE;
+    }
+    if (!realip_trusted(cfg.trusted, cfg.ntrusted, &c->peer)) {
+        warn("PROXY header from %s port %d, not a --trusted-proxy: answering 400", ip, port);
+        r = PROXY_BAD;
+        h.error = NULL;
+    } else if (r == PROXY_BAD) {
+        warn("malformed PROXY header from %s port %d (%s): answering 400", ip, port, h.error);
+    } else if (r == PROXY_AGAIN && all == x->in_cap) {
+        warn("PROXY header from %s port %d longer than %zu bytes: answering 400", ip, port, all);
+        r = PROXY_BAD;
+    }
+    if (r == PROXY_BAD) {
+        /* the answer goes out in plain text: no TLS session has begun */
+        if (c->tp->close)
+            c->tp->close(c);
+        c->tp = &transport_plain;
+        c->proxy = 0;
+        x->in_len = 0;
+        fail(c, 400);
+        return PRE_FAIL;
+    }
+    size_t take = r == PROXY_AGAIN ? (size_t)n : (size_t)r - have;
+    ssize_t t;
+    do
+        t = net_take(c->fd, x->in + have, take);
+    while (t < 0 && errno == EINTR);
+    if (t != (ssize_t)take)
+        return PRE_CLOSE; /* cannot be: peeked bytes are there */
+    if (r == PROXY_AGAIN) {
+        x->in_len = all;
+        c->readable = 0; /* taken all there was */
+        return PRE_WAIT;
+    }
+    if (!h.local) { /* the client, for everything: logs, REMOTE_ADDR, --status */
+        c->peer = h.src;
+        c->local = h.dst;
+    }
+    if (log_verbose_on) {
+        char src[INET6_ADDRSTRLEN];
+        int sport = 0;
+        net_addr_str(&c->peer, src, sizeof src, &sport);
+        vlog("PROXY v%d from %s port %d: %s%s port %d (%u TLVs)", h.version, ip, port,
+             h.local ? "local, stays " : "client ", src, sport, h.ntlv);
+    }
+    c->proxy = 0;
+    x->in_len = 0;
+    return PRE_DONE; /* c->readable stays: the request may be right behind it */
+}
+
+/* A trusted proxy's forwarding header (--forwarded-header) names the
+ * client: the right-most address that is not a trusted proxy (realip.h). */
+static void forwarded_client(struct conn *c)
+{
+    struct exchange *x = c->x;
+    const struct http_req *r = &x->req;
+    if (!realip_trusted(cfg.trusted, cfg.ntrusted, &c->peer))
+        return; /* anyone may write these headers: believed from trusted peers only */
+    const char *name = cfg.forwarded_header == REALIP_FORWARDED ? "Forwarded" : "X-Forwarded-For";
+    struct http_str vals[16];
+    int nv = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (!http_str_ieq(r->headers[i].name, name))
+            continue;
+        if (nv == (int)(sizeof vals / sizeof vals[0])) { /* keep the right-most fields */
+            memmove(vals, vals + 1, sizeof vals - sizeof vals[0]);
+            nv--;
+        }
+        vals[nv++] = r->headers[i].value;
+    }
+    if (nv && realip_resolve(vals, nv, cfg.forwarded_header, cfg.trusted, cfg.ntrusted, &c->peer,
+                             &x->client))
+        x->forwarded = 1;
+}
+
+/* --health PATH: 200 while this instance takes work; 503 once it drains
+ * (--drain after SIGTERM) or stops, so a balancer takes it out first. */
+static int health_answer(struct conn *c)
+{
+    static const char ok[] = "ok\n", draining[] = "draining\n";
+    struct exchange *x = c->x;
+    const struct http_req *r = &x->req;
+    size_t n = strlen(cfg.health);
+    if (r->path.len != n || memcmp(r->path.p, cfg.health, n) != 0)
+        return 0;
+    int out = sig_stop || (sb && sb->draining);
+    if (out)
+        resp_mem(&x->resp, 503, "text/plain; charset=utf-8", draining, sizeof draining - 1);
+    else
+        resp_mem(&x->resp, 200, "text/plain; charset=utf-8", ok, sizeof ok - 1);
+    resp_header(&x->resp, "Cache-Control", "no-store");
+    if (x->body_left != 0) { /* not read: close after the answer */
+        x->keep_alive = 0;
+        x->linger = 1;
+    }
+    c->state = S_RESPOND;
+    return 1;
+}
+
 static void begin_request(struct conn *c)
 {
     struct exchange *x = c->x;
     struct http_req *r = &x->req;
     c->nreq++;
+    if (c->nreq == 2 && net_tls_listener() < 0) /* keep-alive: see nodelay_before_write */
+        conn_nodelay(c);
     vlog_head("< ", x->in, x->head_len);
     if (sb_self) { /* for the master's crash report and the status counters */
         const char *rl;
@@ -524,13 +811,20 @@ static void begin_request(struct conn *c)
         http_chunked_init(&x->chunk);
     resp_init(&x->resp);
     x->rq.tls = c->tp->facts ? c->tp->facts(c) : NULL;
+    /* until a handler is known to read it, a body is one nobody reads */
+    x->body_limit = cfg.max_unread_body < cfg.max_body ? cfg.max_unread_body : cfg.max_body;
+    if (cfg.ntrusted)
+        forwarded_client(c);
 
     if (c->policy != TP_POLICY_NONE) { /* the listener answers for itself (transport.h) */
         policy_answer(c);
         return;
     }
+    if (cfg.health && health_answer(c))
+        return;
     if (r->content_length > cfg.max_body) {
-        fail(c, 413);
+        x->body_limit = cfg.max_body;
+        shed_413(c, r->content_length, 1);
         return;
     }
     if (r->m == HTTP_M_OTHER) {
@@ -541,12 +835,22 @@ static void begin_request(struct conn *c)
     x->rq.path = NULL;
     x->rq.path_len = 0;
     x->rq.mount = NULL;
-    x->rq.peer = &c->peer;
+    x->rq.peer = x->forwarded ? &x->client : &c->peer;
     x->rq.body_fd = -1;
     x->rq.body_len = 0;
     x->rq.crash_fd = c->fd;
     x->rq.crash_ok = x->out_len == 0;
     int routed = router_route(&x->rq, x->path, sizeof x->path, &x->resp);
+    /* Limits by cost: a body a handler reads is streamed through a spool
+     * file (disk, bounded by --spool-budget), one nobody reads is only
+     * read and dropped, so it stays small */
+    if (routed && router_wants_body(x->rq.mount))
+        x->body_limit = cfg.max_body;
+    if (r->content_length > x->body_limit) {
+        resp_release(&x->resp);
+        shed_413(c, r->content_length, 1);
+        return;
+    }
     if (routed && x->rq.mount->kind != MOUNT_STATIC) {
         if (c->local.sa.sa_family == AF_UNSPEC) { /* once per connection */
             socklen_t len = sizeof c->local;
@@ -580,9 +884,13 @@ static void begin_request(struct conn *c)
 }
 
 /* Write body bytes to the spool file (when spooling). 0 or -1 (state set). */
+static int spool_reserve(struct conn *c, int64_t n);
+
 static int sink(struct conn *c, const char *p, size_t n)
 {
     struct exchange *x = c->x;
+    if (x->spool_fd >= 0 && x->body_left < 0 && n && spool_reserve(c, (int64_t)n) < 0)
+        return -1; /* chunked: counted as it comes */
     while (x->spool_fd >= 0 && n > 0) {
         ssize_t w = write(x->spool_fd, p, n);
         if (w < 0 && errno == EINTR)
@@ -622,8 +930,8 @@ static int read_body(struct conn *c)
         return -1;
     }
     x->body_seen += (int64_t)len;
-    if (x->body_seen > cfg.max_body) {
-        fail(c, 413);
+    if (x->body_seen > x->body_limit) {
+        shed_413(c, x->body_seen, 0);
         return -1;
     }
     if (sink(c, x->in + off, len) < 0)
@@ -727,6 +1035,24 @@ static void respond(struct conn *c)
 
 /* Send out[], then the pending body. Returns CONN_WRITE/CONN_READ to wait,
  * -1 on a dead connection, WRITE_ALL_SENT when everything is sent. */
+/* TCP_NODELAY when it matters (nginx's rule). Nagle holds a small segment
+ * only while sent data is unacknowledged, so the first write of a
+ * connection is never held, and a connection that writes one response and
+ * closes needs no syscall for it. Before any later write - a second request
+ * (begin_request), a body after its head, a stream's next piece - the
+ * socket gets TCP_NODELAY. (A corked file body is pushed by the uncork.)
+ * With a TLS listener, net_accept sets it on every socket, as before: the
+ * TLS layer writes on its own (handshake, session tickets). */
+static void nodelay_before_write(struct conn *c, struct exchange *x)
+{
+    if (!x->wrote)
+        x->wrote = 1;
+    else if (!x->nodelay && !x->corked && c->nreq < 2 && net_tls_listener() < 0) {
+        conn_nodelay(c);
+        x->nodelay = 1;
+    }
+}
+
 static int write_out(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -742,6 +1068,7 @@ static int write_out(struct conn *c)
                 iov[1].iov_len = (size_t)rs->length;
                 n = 2;
             }
+            nodelay_before_write(c, x);
             ssize_t w = c->tp->writev(c, iov, n);
             if (w < 0) {
                 if (errno == EINTR)
@@ -775,6 +1102,7 @@ static int write_out(struct conn *c)
             return WRITE_ALL_SENT;
         if (rs->body == BODY_MEM) {
             struct iovec one = {(void *)(uintptr_t)rs->mem, (size_t)rs->length};
+            nodelay_before_write(c, x);
             ssize_t w = c->tp->writev(c, &one, 1);
             if (w < 0) {
                 if (errno == EINTR)
@@ -792,6 +1120,7 @@ static int write_out(struct conn *c)
         }
         if (rs->body == BODY_FILE) {
             size_t chunk = rs->length > (1 << 30) ? (1 << 30) : (size_t)rs->length;
+            nodelay_before_write(c, x);
             ssize_t w = c->tp->sendfile(c, rs->fd, &rs->off, chunk);
             if (w < 0) {
                 if (errno == EINTR)
@@ -903,6 +1232,17 @@ static int step(struct conn *c)
         struct exchange *x = c->x;
         switch (c->state) {
         case S_IDLE: {
+            if (c->proxy) { /* a /proxy listener: the PROXY header comes first */
+                if (!x && !(x = c->x = x_get()))
+                    return CONN_DONE;
+                int p = proxy_preamble(c);
+                if (p == PRE_WAIT)
+                    return CONN_READ; /* (keeping in[]: the header so far) */
+                if (p == PRE_CLOSE)
+                    return CONN_DONE;
+                if (p == PRE_FAIL)
+                    break; /* fail() set S_RESPOND */
+            }
             if (!c->readable) { /* nothing to read: give the buffers back and wait */
                 if (x) {
                     x_put(x);
@@ -938,7 +1278,16 @@ static int step(struct conn *c)
                 if (log_verbose_on)
                     vlog("bad request: %d %s", x->req.status, x->req.error ? x->req.error : "");
                 x->head_len = 0;
-                fail(c, x->req.status ? x->req.status : 400);
+                int st = x->req.status ? x->req.status : 400;
+                if (st == 414)
+                    shed(c, 414, SHED_414, "request-line longer than --max-line");
+                else if (st == 431)
+                    shed(c, 431, SHED_431,
+                         x->req.nheaders >= cfg.max_headers
+                             ? "more header fields than --max-headers"
+                             : "request head larger than --max-header-size");
+                else
+                    fail(c, st);
                 break;
             }
             if (x->out_len) { /* answers to earlier pipelined requests go out first */
@@ -946,7 +1295,7 @@ static int step(struct conn *c)
                 break;
             }
             if (x->in_len >= x->in_cap) {
-                fail(c, 431);
+                shed(c, 431, SHED_431, "request head larger than --max-header-size");
                 break;
             }
             ssize_t n = fill(c);
@@ -954,6 +1303,8 @@ static int step(struct conn *c)
                 return CONN_READ;
             if (n <= 0)
                 return CONN_DONE; /* the client went away mid-head */
+            c->rate_bytes += (uint64_t)n;
+            rate_apply(c); /* --min-rate; the head's own timeout is not restarted */
             break;
         }
         case S_SPOOL_START:
@@ -982,7 +1333,8 @@ static int step(struct conn *c)
                 return CONN_READ;
             if (n <= 0)
                 return CONN_DONE;
-            arm(c, W_BODY); /* --body-timeout bounds a stall, not the upload */
+            c->rate_bytes += (uint64_t)n;
+            arm(c, W_BODY); /* --body-timeout bounds a stall, --min-rate a trickle */
             break;
         }
         case S_PREPARE: {
@@ -1083,6 +1435,19 @@ static void warn_timeout(struct conn *c, const char *which, int ms, const char *
 void conn_timeout(struct conn *c)
 {
     struct exchange *x = c->x;
+    if ((c->state == S_HEAD || c->state == S_BODY || c->state == S_SPOOL) && x && rate_cut(c) &&
+        !(c->state == S_HEAD && (x->in_len == 0 || x->out_len))) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "%s too slow: %llu bytes in %llu ms, below --min-rate (%d bytes/s)%s",
+                 c->state == S_HEAD ? "request head" : "request body",
+                 (unsigned long long)c->rate_bytes, (unsigned long long)(now_ms() - c->rate_t0),
+                 cfg.min_rate, is_busy() ? " while every process is busy" : "");
+        if (c->state == S_HEAD)
+            x->head_len = 0;
+        shed(c, 408, SHED_MIN_RATE, why);
+        return;
+    }
     switch (c->state) {
     case S_HEAD:
         if (x && x->in_len > 0 && !x->out_len) {
@@ -1117,4 +1482,40 @@ void conn_timeout(struct conn *c)
         break;
     }
     c->state = S_DONE;
+}
+
+/* The blocking models' wait (serve.c) asks again, every little while, for
+ * a connection that waits for its client: if every process has become busy
+ * meanwhile, the shorter timeouts apply now (never a later deadline). */
+void conn_recheck(struct conn *c)
+{
+    if (c->state != S_IDLE && c->state != S_HEAD && c->state != S_BODY && c->state != S_SPOOL &&
+        c->state != S_LINGER)
+        return;
+    if (!is_busy())
+        return;
+    uint64_t d = c->deadline;
+    if (c->state == S_LINGER) {
+        if (c->rate_t0 + BUSY_LINGER_MS < d)
+            c->deadline = c->rate_t0 + BUSY_LINGER_MS;
+        return;
+    } else if (c->state == S_IDLE) {
+        uint64_t cap = c->rate_t0 + (c->nreq ? BUSY_KEEPALIVE_MS : BUSY_HEADER_MS);
+        if (cap < d)
+            d = cap;
+    } else {
+        if (c->state == S_HEAD && c->rate_t0 + BUSY_HEADER_MS < c->hard_deadline)
+            c->hard_deadline = c->rate_t0 + BUSY_HEADER_MS;
+        uint64_t due = rate_due(c);
+        due = due < c->hard_deadline ? due : c->hard_deadline;
+        if (due < d)
+            d = due;
+    }
+    if (d < c->deadline) {
+        c->deadline = d;
+        warn_limited(sb_limit(SB_LIMIT_BUSY),
+                     "every process is busy (--max-workers %d): shorter timeouts for slow "
+                     "clients: head %d ms, keep-alive %d ms, --min-rate grace %d ms",
+                     cfg.max_workers, BUSY_HEADER_MS, BUSY_KEEPALIVE_MS, MIN_RATE_BUSY_GRACE_MS);
+    }
 }

@@ -29,6 +29,7 @@ struct conn {
     void *tp_ctx;          /* the transport's own state (TLS session...), or NULL */
     unsigned char tp_want; /* CONN_READ/CONN_WRITE the transport waits for (transport.h), or 0 */
     unsigned char policy;  /* TP_POLICY_* of the listener (transport.h) */
+    unsigned char proxy;   /* a PROXY protocol header is still to come (proxy.h) */
     int fd;
     int wait_fd;           /* what conn_step waits on: fd, or a CGI/app pipe */
     int state;
@@ -45,6 +46,9 @@ struct conn {
     unsigned char wait_reason; /* which timeout the deadline is (conn.c's table) */
     union net_addr peer;
     union net_addr local;  /* the server's end, asked once (for CGI and apps) */
+    /* --min-rate (conn.c): a head or body read since rate_t0 (ms) has
+     * brought rate_bytes; the state's own timeout is hard_deadline */
+    uint64_t rate_t0, rate_bytes, hard_deadline;
     struct exchange *x;    /* buffers, NULL while idle */
     void *model;           /* the model's own per-connection data */
 };
@@ -61,6 +65,16 @@ int conn_is_idle(const struct conn *c);
  * (its next request is answered with "Connection: close" instead of racing
  * a reset), then ends. */
 void conn_stop_soon(struct conn *c);
+/* Set by a model whose processes are all taken (prefork at --max-workers
+ * with none idle): new waits for a head or between requests get shorter
+ * timeouts, and --min-rate its short grace (conn.c). NULL: never busy. */
+extern int (*conn_busy)(void);
+/* Re-read conn_busy: a connection reading a head, or idle, may get an
+ * earlier deadline now (never a later one). For the blocking models' wait. */
+void conn_recheck(struct conn *c);
+/* Was c reclaimed-worthy: idle between requests after at least one? (the
+ * event model closes the longest-idle of these to make room at --max-conns) */
+int conn_is_keepalive_idle(const struct conn *c);
 /* Release the buffers and close the socket. */
 void conn_close(struct conn *c);
 /* Free the cached buffers of this process (before exit, so LSan sees no leak). */

@@ -149,8 +149,8 @@ void h_app(const struct request *req, struct response *resp)
     struct areq *q = app_req_begin(req, resp);
     if (!q)
         return;
-    if (app_pool_wants(q)) /* a thread-safe app with --threads: on a pool thread */
-        app_pool_submit(q, req, resp);
+    if (app_pool_wants(q)) /* a thread-safe app with --threads: inline while short, else a thread */
+        app_pool_call(q, req, resp);
     else
         app_req_finish(q, app_call(q));
 }

@@ -677,7 +677,9 @@ void h_cgi(const struct request *req, struct response *resp)
 {
     h_cgi_reap(0); /* scripts that ended since the last look free their slots */
     if (active >= cfg.cgi_max) {
-        warn("cgi: %d scripts running (--cgi-max); answering 503", active);
+        sb_shed(SHED_CGI_BUSY); /* one line a second at most: no flood under load */
+        warn_limited(sb_limit(SHED_CGI_BUSY), "cgi: %d scripts running (--cgi-max); answering 503 with Retry-After",
+                     active);
         resp_error(resp, 503);
         resp_header(resp, "Retry-After", "1");
         return;

@@ -192,6 +192,11 @@ void h_status(const struct request *req, struct response *resp)
                         __atomic_load_n(&s->app_stuck, __ATOMIC_RELAXED),
                         (unsigned long long)__atomic_load_n(&s->app_rejected, __ATOMIC_RELAXED),
                         (unsigned long long)__atomic_load_n(&s->app_timeouts, __ATOMIC_RELAXED));
+            /* the limits that shed load (docs/hardening.md) */
+            for (int k = 0; k < SB_NSHED; k++)
+                fprintf(f, ",\"%s\":%llu", sb_shed_name[k],
+                        (unsigned long long)__atomic_load_n(&s->shed[k], __ATOMIC_RELAXED));
+            fprintf(f, ",\"full\":%s", s->full ? "true" : "false");
             fputc('}', f);
         } else {
             fprintf(f, "%4d %6d  %-8s %9llu %5llu %9llu %4llu %4d", i, (int)s->pid,
@@ -214,6 +219,22 @@ void h_status(const struct request *req, struct response *resp)
             fputc('\n', f);
         }
         first = 0;
+    }
+    if (!json) { /* the limits that shed load, per worker (docs/hardening.md) */
+        fputs("\nslot", f);
+        for (int k = 0; k < SB_NSHED; k++)
+            fprintf(f, "  %s", sb_shed_name[k]);
+        fputs("  full\n", f);
+        for (int i = 0; i < sb->nslots && i < SB_MAX_SLOTS; i++) {
+            const struct sb_slot *s = &sb->slot[i];
+            if (s->state == SB_FREE || s->pid <= 0)
+                continue;
+            fprintf(f, "%4d", i);
+            for (int k = 0; k < SB_NSHED; k++)
+                fprintf(f, "  %*llu", (int)strlen(sb_shed_name[k]),
+                        (unsigned long long)__atomic_load_n(&s->shed[k], __ATOMIC_RELAXED));
+            fputs(s->full ? "  yes\n" : "  no\n", f);
+        }
     }
     /* the mount table, as the router sees it (longest prefix wins) */
     fputs(json ? "],\"mounts\":[" : "\nprefix           kind    serves\n", f);

@@ -122,6 +122,37 @@ __attribute__((format(printf, 2, 0))) static void vlogline(int level, const char
         va_end(ap);                                                                           \
     } while (0)
 
+/* At most one line a second per limit: under attack a limit is hit
+ * thousands of times a second, and the log must not become the next
+ * resource to run out. The lines held back are counted into the next one. */
+void warn_limited(struct log_limit *l, const char *fmt, ...)
+{
+    if (LOG_WARN > log_level)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    /* l may be shared by processes (the scoreboard): atomics, one winner */
+    uint64_t last = __atomic_load_n(&l->last_ms, __ATOMIC_RELAXED);
+    if ((last && now - last < 1000) ||
+        !__atomic_compare_exchange_n(&l->last_ms, &last, now, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&l->held, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    uint64_t held = __atomic_exchange_n(&l->held, 0, __ATOMIC_RELAXED);
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (held)
+        warn("%s (and %llu more like it not logged: one line a second)", msg,
+             (unsigned long long)held);
+    else
+        warn("%s", msg);
+}
+
 void log_error(const char *fmt, ...) { LOG_AT(LOG_ERROR); }
 void warn(const char *fmt, ...) { LOG_AT(LOG_WARN); }
 void log_info(const char *fmt, ...) { LOG_AT(LOG_INFO); }
@@ -305,6 +336,19 @@ int access_log_enabled(void)
     return alog_fd >= 0;
 }
 
+static int alog_tls; /* --access-log-format tls */
+
+int access_log_format_set(const char *name)
+{
+    if (strcmp(name, "combined") == 0)
+        alog_tls = 0;
+    else if (strcmp(name, "tls") == 0)
+        alog_tls = 1;
+    else
+        return -1;
+    return 0;
+}
+
 /* Copy a field, escaping '"', '\\' and non-printables as nginx does (\xHH). */
 static size_t put_escaped(char *out, size_t cap, const char *s, size_t len)
 {
@@ -338,7 +382,7 @@ static const char *clf_time(void)
 
 void access_log_write(const char *peer, const char *rl, size_t rl_len, int status,
                       uint64_t bytes, const char *ref, size_t ref_len, const char *ua,
-                      size_t ua_len)
+                      size_t ua_len, const char *tls_protocol, const char *tls_cipher)
 {
     if (alog_fd < 0)
         return;
@@ -365,6 +409,14 @@ void access_log_write(const char *peer, const char *rl, size_t rl_len, int statu
     else
         line[n++] = '-';
     line[n++] = '"';
+    if (alog_tls) { /* OpenSSL's names: no spaces, short ("TLS_AES_128_GCM_SHA256") */
+        line[n++] = ' ';
+        n += put_escaped(line + n, 64, tls_protocol ? tls_protocol : "-",
+                         tls_protocol ? strlen(tls_protocol) : 1);
+        line[n++] = ' ';
+        n += put_escaped(line + n, 128, tls_cipher ? tls_cipher : "-",
+                         tls_cipher ? strlen(tls_cipher) : 1);
+    }
     line[n++] = '\n';
     ssize_t w = write(alog_fd, line, n);
     (void)w;

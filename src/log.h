@@ -22,6 +22,15 @@ int log_level_parse(const char *name);
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A warn line for a limit that sheds load (docs/hardening.md): at most one
+ * a second per struct log_limit (zero-initialised, one per limit; it may
+ * live in memory shared by processes: atomic updates); the next line counts
+ * those held back. No trailing ':' (errno). */
+struct log_limit {
+    uint64_t last_ms; /* CLOCK_MONOTONIC of the last line written, 0: none yet */
+    uint64_t held;    /* lines not written since */
+};
+void warn_limited(struct log_limit *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print at level error, whatever --log-level says, and exit with status. */
 void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 /* --verbose (--log-level debug) only: the narration, "[pid] ..." on stderr. */
@@ -55,8 +64,14 @@ void access_log_close(void);    /* this process's copy (the root parent's) */
  * whatever an app later does to TZ (Django sets it). */
 void log_tz_init(void);
 int access_log_enabled(void);
+/* --access-log-format: "combined" (the default) or "tls" (combined, then the
+ * connection's TLS protocol and cipher, "-" for plain HTTP; docs/tls.md).
+ * 0, or -1 for another name. */
+int access_log_format_set(const char *name);
+/* tls_protocol, tls_cipher: the connection's (OpenSSL's names), or NULL on
+ * plain HTTP; written only by the "tls" format. */
 void access_log_write(const char *peer, const char *request_line, size_t rl_len, int status,
                       uint64_t bytes, const char *referer, size_t ref_len, const char *ua,
-                      size_t ua_len);
+                      size_t ua_len, const char *tls_protocol, const char *tls_cipher);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,12 +193,49 @@ static int keep_root_parent(int lfd, uid_t uid, gid_t gid)
     exit(rc);
 }
 
+/* nginx's worker_rlimit_nofile, by default: the soft descriptor limit (often
+ * 1024) is raised to the hard one, and the event model's --max-conns, unless
+ * given, is what that allows less a reserve for what else a worker opens:
+ * static files and their cache, CGI pipes and spool files (--cgi-max each),
+ * logs, listeners, epoll, app threads. At 1024 descriptors a server would
+ * stop accepting long before memory or CPU run out. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        if (want == RLIM_INFINITY || want > (1 << 20))
+            want = 1 << 20; /* the event table has a slot per descriptor */
+        if (want > rl.rlim_cur) {
+            rl.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                warn("cannot raise the descriptor limit (RLIMIT_NOFILE) to %llu:",
+                     (unsigned long long)want);
+        }
+    }
+    if (cfg.max_conns_set)
+        return;
+    if (strcmp(cfg.model, "event") != 0)
+        return; /* fork: --max-conns counts children (4096), not descriptors */
+    long n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                 ? (long)rl.rlim_cur
+                 : 1L << 20;
+    long reserve = n / 16 + 64 + 4L * cfg.cgi_max + 2L * cfg.threads;
+    long conns = n - reserve;
+    if (conns < 16)
+        conns = 16;
+    if (conns > 1000000)
+        conns = 1000000;
+    cfg.max_conns = (int)conns;
+}
+
 int main(int argc, char **argv)
 {
     config_parse(argc, argv);
     log_tz_init(); /* read the zone once here: not in every forked child, nor as an app changes it */
     log_level = cfg.log_level;
     log_verbose_on = cfg.log_level >= LOG_DEBUG;
+    raise_nofile();
 
     const struct model *model = model_find(cfg.model);
     if (!model) {

@@ -46,6 +46,8 @@ struct econn {
     size_t ti;                 /* its index in timers[] (every open connection has one) */
     int extra_fd;              /* a body stream's fd registered in epoll, or -1 */
     int waiting;               /* what the last conn_step waits for (CONN_*) */
+    struct econn *idle_prev, *idle_next; /* in the idle list (below) */
+    int in_idle;
 };
 _Static_assert(_Alignof(struct econn) > EXTRA_TAG, "the tag bit is free in an econn pointer");
 
@@ -61,6 +63,7 @@ static int lfd_ = -1;      /* the main listener (net_listeners[0]) in this worke
 static int xlfd[NET_MAX_LISTENERS]; /* --listen ones ([1]...): every worker serves all */
 #define LFD(i) ((i) == 0 ? lfd_ : xlfd[i])
 static int accepting;      /* is the listener in the epoll set? */
+static int full;           /* not accepting: --max-conns open and none idle to reclaim */
 static uint64_t resume_at; /* accepting paused (EMFILE) until then */
 
 /* ---- timers ----
@@ -148,6 +151,46 @@ static void timer_update(struct econn *e)
         timer_move(e, e->c.deadline);
 }
 
+/* ---- idle keep-alive connections, longest idle first ----
+ *
+ * At --max-conns a worker does not stop accepting while some of its
+ * connections sit idle between requests: it closes the one idle longest to
+ * make room (nginx drains its reusable connections the same way). A client
+ * whose idle keep-alive connection is closed retries on a new one (RFC 9112
+ * 9.3.1: a request on a reused connection may meet a close). Only when no
+ * connection is idle does the worker stop accepting, and says so. */
+static struct econn *idle_head, *idle_tail;
+
+static void idle_del(struct econn *e)
+{
+    if (!e->in_idle)
+        return;
+    if (e->idle_prev)
+        e->idle_prev->idle_next = e->idle_next;
+    else
+        idle_head = e->idle_next;
+    if (e->idle_next)
+        e->idle_next->idle_prev = e->idle_prev;
+    else
+        idle_tail = e->idle_prev;
+    e->idle_prev = e->idle_next = NULL;
+    e->in_idle = 0;
+}
+
+static void idle_add(struct econn *e)
+{
+    if (e->in_idle)
+        return; /* still idle: keeps its place (since when it went idle) */
+    e->idle_prev = idle_tail;
+    e->idle_next = NULL;
+    if (idle_tail)
+        idle_tail->idle_next = e;
+    else
+        idle_head = e;
+    idle_tail = e;
+    e->in_idle = 1;
+}
+
 static void listen_on(int on)
 {
     if (on == accepting || lfd_ < 0)
@@ -166,8 +209,20 @@ static void listen_on(int on)
     accepting = on;
 }
 
+/* Accepting again (a connection closed or went idle): no longer full. */
+static void accept_again(void)
+{
+    listen_on(1);
+    if (full && accepting) {
+        full = 0;
+        if (sb_self)
+            sb_self->full = 0;
+    }
+}
+
 static void close_conn(struct econn *e)
 {
+    idle_del(e);
     timer_del(e);
     if (e->extra_fd >= 0)
         epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL);
@@ -176,7 +231,7 @@ static void close_conn(struct econn *e)
     nconns--;
     sb_set_active((uint64_t)nconns);
     if (!accepting && !sig_stop && nconns < cfg.max_conns && now_ms() >= resume_at)
-        listen_on(1);
+        accept_again();
 }
 
 static void step(struct econn *e)
@@ -210,12 +265,19 @@ static void step(struct econn *e)
         epoll_ctl(ep, EPOLL_CTL_DEL, e->extra_fd, NULL); /* ENOENT if closed: fine */
         e->extra_fd = -1;
     }
+    if (conn_is_keepalive_idle(&e->c)) {
+        idle_add(e);
+        if (full && !accepting && !sig_stop)
+            accept_again(); /* one to reclaim now: accept again */
+    } else {
+        idle_del(e);
+    }
     timer_update(e);
 }
 
 static void accept_ready(int li)
 {
-    while (nconns < cfg.max_conns) {
+    while (nconns < cfg.max_conns || idle_head) {
         union net_addr peer;
         int fd = net_accept(LFD(li), &peer);
         if (fd < 0) {
@@ -233,9 +295,22 @@ static void accept_ready(int li)
             close(fd);
             continue;
         }
+        if (nconns >= cfg.max_conns && idle_head) {
+            /* full: the longest-idle keep-alive connection makes room */
+            struct econn *old = idle_head;
+            uint64_t idle_ms = now_ms() - old->c.rate_t0;
+            close_conn(old);
+            sb_shed(SHED_RECLAIMED);
+            warn_limited(sb_limit(SHED_RECLAIMED),
+                         "%d connections open (--max-conns): closed the longest-idle keep-alive "
+                         "connection (idle %llu ms) to accept a new one",
+                         cfg.max_conns, (unsigned long long)idle_ms);
+        }
         struct econn *e = &table[fd];
         conn_init(&e->c, fd, &peer);
         e->extra_fd = -1;
+        e->in_idle = 0;
+        e->idle_prev = e->idle_next = NULL;
         e->waiting = CONN_READ;
         timer_add(e, e->c.deadline);
         nconns++;
@@ -253,7 +328,20 @@ static void accept_ready(int li)
         }
         step(e); /* the request often arrived with the connection: read it now */
     }
-    listen_on(0); /* --max-conns reached: accept again when one closes */
+    /* --max-conns reached and none idle: accept again when one closes or
+     * goes idle; the clients wait in the listen queue meanwhile */
+    listen_on(0);
+    if (!full) {
+        full = 1;
+        if (sb_self)
+            sb_self->full = 1;
+        sb_shed(SHED_FULL);
+        warn_limited(sb_limit(SHED_FULL),
+                     "%d connections open (--max-conns), none idle to close: not accepting "
+                     "until one closes or goes idle (new clients wait in the listen queue, "
+                     "--backlog %d)",
+                     cfg.max_conns, cfg.backlog);
+    }
 }
 
 /* The connections whose deadline has passed: conn_timeout, then step. Only
@@ -348,7 +436,13 @@ static int event_worker(int lfd)
     uint64_t drain_end = 0, woke = 0;
     for (;;) {
         if (sig_stop && !drain_end) {
-            /* graceful stop: no new connections; finish the rest */
+            /* graceful stop: no new connections; finish the rest. A
+             * SO_REUSEPORT listener's queue is its own (another instance
+             * shares the port): take what is queued before closing it, or
+             * those connections would be reset */
+            if (net_reuseport)
+                for (int i = 0; i < net_nlisteners; i++)
+                    accept_ready(i);
             listen_on(0);
             close(lfd_);
             lfd_ = -1;

@@ -173,13 +173,24 @@ int net_accept(int lfd, union net_addr *peer)
 {
     socklen_t len = sizeof *peer;
     int fd = accept4(lfd, &peer->sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
+    if (fd >= 0 && net_tls_listener() >= 0) {
         int one = 1;
-        /* Responses are written whole (head and small body in one write):
-         * Nagle would only delay the last segment of a pipelined batch. */
+        /* TLS writes on its own (handshake flights, session tickets): no
+         * Nagle. Plain connections get TCP_NODELAY from conn.c, only before
+         * a write that Nagle could hold (the second on a connection). */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     return fd;
+}
+
+ssize_t net_peek(int fd, void *buf, size_t n)
+{
+    return recv(fd, buf, n, MSG_PEEK);
+}
+
+ssize_t net_take(int fd, void *buf, size_t n)
+{
+    return recv(fd, buf, n, 0);
 }
 
 void net_addr_str(const union net_addr *a, char *buf, size_t cap, int *port)
@@ -216,8 +227,10 @@ static struct {
     char host[100];
     int port;
     int tls;
+    int proxy;
 } specs[NET_MAX_LISTENERS - 1];
 static int nspecs;
+int net_proxy_main;
 
 void net_listen_spec(const char *spec)
 {
@@ -246,19 +259,27 @@ void net_listen_spec(const char *spec)
     long port = strtol(colon + 1, &end, 10);
     if (errno || end == colon + 1 || port < 0 || port > 65535 || colon[1] == '-' || colon[1] == '+')
         goto bad;
-    int tls = 0;
-    if (strcmp(end, "/tls") == 0)
-        tls = 1;
-    else if (*end)
-        goto bad;
+    int tls = 0, proxy = 0;
+    while (*end) { /* "/tls", "/proxy", both in either order */
+        if (strncmp(end, "/tls", 4) == 0 && !tls) {
+            tls = 1;
+            end += 4;
+        } else if (strncmp(end, "/proxy", 6) == 0 && !proxy) {
+            proxy = 1;
+            end += 6;
+        } else {
+            goto bad;
+        }
+    }
     snprintf(specs[nspecs].host, sizeof specs[nspecs].host, "%s", host[0] ? host : "0.0.0.0");
     specs[nspecs].port = (int)port;
     specs[nspecs].tls = tls;
+    specs[nspecs].proxy = proxy;
     nspecs++;
     return;
 bad:
-    fprintf(stderr, "forkhttpd: --listen: expected HOST:PORT or HOST:PORT/tls ([::1]:PORT for "
-                    "IPv6): '%s'\n", spec);
+    fprintf(stderr, "forkhttpd: --listen: expected HOST:PORT, then /tls, /proxy or both "
+                    "([::1]:PORT for IPv6): '%s'\n", spec);
     exit(2);
 }
 
@@ -270,10 +291,19 @@ int net_spec_wants_tls(void)
     return 0;
 }
 
+int net_spec_wants_proxy(void)
+{
+    for (int i = 0; i < nspecs; i++)
+        if (specs[i].proxy)
+            return 1;
+    return 0;
+}
+
 void net_listener_main(int fd, int tls, const char *where, int port)
 {
     net_listeners[0].fd = fd;
     net_listeners[0].tls = tls;
+    net_listeners[0].proxy = net_proxy_main;
     net_listeners[0].port = port;
     snprintf(net_listeners[0].where, sizeof net_listeners[0].where, "%s", where);
     net_nlisteners = 1;
@@ -289,6 +319,7 @@ int net_listen_extra(int backlog)
         struct net_listener *l = &net_listeners[net_nlisteners++];
         l->fd = fd;
         l->tls = specs[i].tls;
+        l->proxy = specs[i].proxy;
         l->port = port;
         snprintf(l->where, sizeof l->where, "%.100s", specs[i].host);
     }

@@ -42,16 +42,21 @@ extern int net_listen_fd;
 struct net_listener {
     int fd;
     int tls;          /* speaks HTTPS */
+    int proxy;        /* expects a PROXY protocol header first (conn.c, proxy.h) */
     int port;         /* the bound port (0 for a UNIX socket) */
     char where[128];  /* for the banner: the host as given, "unix:PATH"... */
 };
 extern struct net_listener net_listeners[NET_MAX_LISTENERS];
 extern int net_nlisteners;
-/* --listen HOST:PORT or HOST:PORT/tls ("[::1]:PORT" for IPv6): remembered
- * for net_listen_extra(). Prints one line and exits 2 when malformed. */
+/* --listen HOST:PORT, with /tls, /proxy or both ("[::1]:PORT" for IPv6):
+ * remembered for net_listen_extra(). Prints one line and exits 2 when
+ * malformed. */
 void net_listen_spec(const char *spec);
-/* Does any --listen ask for /tls? */
+/* Does any --listen ask for /tls? For /proxy? */
 int net_spec_wants_tls(void);
+int net_spec_wants_proxy(void);
+/* --proxy-protocol: the main listener expects PROXY headers too. */
+extern int net_proxy_main;
 /* Record the main listener as net_listeners[0]. */
 void net_listener_main(int fd, int tls, const char *where, int port);
 /* Bind every --listen (after the main one). 0, or -1 after one line on stderr. */
@@ -78,6 +83,12 @@ void net_queue_remember(int lfd);
  * non-blocking (the core never blocks in a syscall) and not inherited by CGI
  * programs. Returns the fd or -1 with errno. */
 int net_accept(int lfd, union net_addr *peer);
+
+/* The PROXY preamble is read beneath every transport (before a TLS
+ * handshake), from the socket itself: look at what has arrived without
+ * taking it, then take exactly the header's bytes. recv(2)'s convention. */
+ssize_t net_peek(int fd, void *buf, size_t n);
+ssize_t net_take(int fd, void *buf, size_t n);
 
 /* "1.2.3.4" / "::1" (IPv4-mapped IPv6 shown as IPv4) and the port. */
 void net_addr_str(const union net_addr *a, char *buf, size_t cap, int *port);

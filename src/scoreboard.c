@@ -77,6 +77,31 @@ void sb_set_active(uint64_t active)
         sb_self->active = active;
 }
 
+const char *const sb_shed_name[SB_NSHED] = {
+    [SHED_413] = "shed_413",
+    [SHED_414] = "shed_414",
+    [SHED_431] = "shed_431",
+    [SHED_CGI_BUSY] = "shed_cgi_503",
+    [SHED_SPOOL] = "shed_spool_503",
+    [SHED_MIN_RATE] = "shed_slow_408",
+    [SHED_RECLAIMED] = "idle_reclaimed",
+    [SHED_FULL] = "accept_paused",
+};
+
+void sb_shed(enum sb_shed which)
+{
+    if (sb_self && which < SB_NSHED)
+        __atomic_add_fetch(&sb_self->shed[which], 1, __ATOMIC_RELAXED);
+}
+
+struct log_limit *sb_limit(int i)
+{
+    static struct log_limit local[SB_NLIMITS];
+    if (i < 0 || i >= SB_NLIMITS)
+        i = SB_LIMIT_BUSY;
+    return sb ? &sb->limits[i] : &local[i];
+}
+
 void sb_set_state(enum sb_state s)
 {
     if (sb_self)

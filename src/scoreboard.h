@@ -10,9 +10,31 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "log.h" /* struct log_limit */
+
 #define SB_MAX_SLOTS 4096
 
 enum sb_state { SB_FREE = 0, SB_STARTING, SB_IDLE, SB_BUSY, SB_STOPPING };
+
+/* The limits that shed load, each a counter on the status page (its name
+ * there in sb_shed_name). */
+enum sb_shed {
+    SHED_413,        /* a body over --max-body / --max-unread-body */
+    SHED_414,        /* a request-line over --max-line */
+    SHED_431,        /* a head over --max-header-size / --max-headers */
+    SHED_CGI_BUSY,   /* 503: --cgi-max scripts running */
+    SHED_SPOOL,      /* 503: --spool-budget full */
+    SHED_MIN_RATE,   /* 408: a head or body slower than --min-rate */
+    SHED_RECLAIMED,  /* an idle keep-alive connection closed to make room (--max-conns) */
+    SHED_FULL,       /* stopped accepting: --max-conns and nothing idle to reclaim */
+    SB_NSHED
+};
+extern const char *const sb_shed_name[SB_NSHED];
+/* Their warn lines' rate limits (warn_limited), shared by every process so
+ * that a fork child per connection or 256 prefork workers still write one
+ * line a second per limit; one more for "every process busy". */
+#define SB_LIMIT_BUSY SB_NSHED
+#define SB_NLIMITS (SB_NSHED + 1)
 
 /* One worker's line on the scoreboard (shared memory, written by the worker,
  * read by the master). Plain stores of aligned words: a torn read only
@@ -40,6 +62,10 @@ struct sb_slot {
      * calls refused with 503 (queue full) and answered 504 (timeout) */
     volatile uint32_t app_threads, app_busy, app_queued, app_stuck;
     volatile uint64_t app_rejected, app_timeouts;
+    /* load shed by a limit (docs/hardening.md, "Shedding load"): how often
+     * each answered or acted, and whether this event worker is full now */
+    volatile uint64_t shed[SB_NSHED];
+    volatile int full;         /* event: at --max-conns with nothing idle: not accepting */
     char request[120];         /* the request line being served, for crash reports */
 };
 
@@ -49,6 +75,8 @@ struct scoreboard {
     time_t started;            /* for the uptime */
     volatile uint64_t reaped;  /* children reaped by the master (or the fork model's parent) */
     int idle; /* prefork: workers waiting in accept (atomic updates) */
+    struct log_limit limits[SB_NLIMITS]; /* sb_limit() */
+    volatile int draining; /* --drain: the master got SIGTERM; --health says 503 (conn.c) */
     struct sb_slot slot[SB_MAX_SLOTS];
 };
 
@@ -73,6 +101,11 @@ void sb_cgi_ended(void);
 void sb_accepted(uint64_t active);
 void sb_set_active(uint64_t active);
 void sb_set_state(enum sb_state s);
+/* A limit shed load once (atomic: the fork model's children share slot 0). */
+void sb_shed(enum sb_shed which);
+/* The shared rate limit of limit i's warn line (SB_LIMIT_BUSY or an enum
+ * sb_shed), for warn_limited; a process-local one without a scoreboard. */
+struct log_limit *sb_limit(int i);
 /* Event workers: one loop iteration took us microseconds (cheap: the shared
  * slot is written only when a maximum grows). */
 void sb_loop_time(uint32_t us);

@@ -13,6 +13,9 @@
 #include "model.h"
 #include "sig.h"
 
+/* How often a waiting prefork worker looks whether the pool is full. */
+#define RECHECK_MS 250
+
 void serve_connection(int fd, const union net_addr *peer, int listener)
 {
     struct conn c;
@@ -25,6 +28,7 @@ void serve_connection(int fd, const union net_addr *peer, int listener)
         int w = conn_step(&c);
         if (w == CONN_DONE)
             break;
+        conn_recheck(&c); /* every process busy now? shorter waits for slow clients */
         uint64_t now = now_ms();
         if (now >= c.deadline) {
             conn_timeout(&c);
@@ -46,7 +50,10 @@ void serve_connection(int fd, const union net_addr *peer, int listener)
             int ms = (int)(c.deadline - now), reap_ms = h_cgi_reap(0);
             if (reap_ms >= 0 && reap_ms < ms)
                 ms = reap_ms;
+            if (conn_busy && c.wait_fd == c.fd && w == CONN_READ && ms > RECHECK_MS)
+                ms = RECHECK_MS; /* waiting for the client: the pool may fill up meanwhile */
             n = poll(p, c.wait_fd != c.fd ? 2 : 1, ms);
+            conn_recheck(&c);
             if (n != 0 || (now = now_ms()) >= c.deadline)
                 break;
         }

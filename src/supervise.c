@@ -51,6 +51,7 @@ static int listen_fd;
 static int gen;
 static int stopping;
 static uint64_t stop_deadline;
+static uint64_t drain_until; /* --drain: the graceful stop begins then (0: not draining) */
 static int killed;
 static int fast_fails;
 static int respawn_pending;
@@ -301,7 +302,15 @@ int sup_run(int lfd, const struct sup_model *m)
     for (;;) {
         sigsuspend(&wait_mask); /* the only place the master waits */
         got_chld = got_alrm = got_usr2 = 0;
-        if (sig_stop && !stopping)
+        if (sig_stop && !stopping && cfg.drain > 0 && !drain_until) {
+            /* --drain: --health says 503 (sb->draining, conn.c) while the
+             * workers serve on, so a balancer takes this instance out before
+             * it stops listening; the tick (SIGALRM) ends it */
+            drain_until = now_ms() + (uint64_t)cfg.drain;
+            sb->draining = 1;
+            log_info("draining: --health answers 503 for %d ms, then the graceful stop", cfg.drain);
+        }
+        if (sig_stop && !stopping && (!drain_until || now_ms() >= drain_until))
             begin_stop(); /* first: workers that exit on the same TERM are not respawned */
         reap();
         if (sig_reload) {

@@ -61,6 +61,7 @@ int transport_attach(struct conn *c, int listener)
 {
     if (listener < 0 || listener >= net_nlisteners)
         return 0;
+    c->proxy = (unsigned char)net_listeners[listener].proxy; /* conn.c reads it first */
     if (net_listeners[listener].tls)
         return tls_attach(c);
     if (tls_redirect_on() && net_tls_listener() >= 0)

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import time
 
 import pytest
 
@@ -33,7 +34,12 @@ def app(environ, start_response):
     ms = int(q[3:]) if q.startswith("ms=") else 50
     if environ["PATH_INFO"] == "/raise":
         raise RuntimeError("boom")
-    time.sleep(ms / 1000.0)
+    if environ["PATH_INFO"] == "/main":  # the loop's thread
+        body = b"%d\n" % threading.main_thread().ident
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+    if ms:
+        time.sleep(ms / 1000.0)
     local.n = getattr(local, "n", 0) + 1
     body = ("%d %s %d\n" % (threading.get_ident(), environ["wsgi.multithread"], local.n)).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
@@ -301,3 +307,78 @@ def test_wsgi_concurrent_calls_stress(start_server, tmp_path):
     for t in ts:
         t.join()
     assert results == [200] * 80
+
+
+# ---- inline while short, the pool once it waits (app_pool_call) ----
+
+def test_fast_app_runs_inline_then_moves_to_the_pool(start_server, tmp_path):
+    # a WSGI app whose calls are short runs inside the loop (the main thread)
+    # after a few dozen calls on the pool; once its calls start to wait it is
+    # moved back to the pool, and a static file on the same worker is served
+    # at once while ten slow calls run
+    s = wsgi(start_server, tmp_path, "--workers", "1")
+    (tmp_path / "static.txt").write_text("static\n")
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    f = c.makefile("rb")
+
+    def get(path):
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        assert f.readline().split()[1] == b"200"
+        n = 0
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                n = int(line.split(b":")[1])
+        return f.read(n)
+
+    idents = [get("/w/x?ms=0").split()[0] for _ in range(400)]
+    main_ident = get("/w/main").strip()
+    assert idents[0] != main_ident  # an app starts on the pool...
+    # ...and its short calls come inline (most of them: on a busy machine a
+    # call descheduled in the middle looks long, and a few go back to the pool)
+    assert idents[-100:].count(main_ident) >= 50
+    c.close()
+    slow = [send(s, "/w/x?ms=2500") for _ in range(10)]
+    # the first slow call may run inline (stalling the loop once); the rest go
+    # to the pool
+    assert wait_until(lambda: pool(s)["app_busy"] >= 9, timeout=15)
+    t = time.monotonic()
+    r, data = http_request(s, "GET", "/static.txt")
+    assert r.status == 200 and data == b"static\n"
+    assert time.monotonic() - t < 1.0
+    assert sum(silent(x) for x in slow) >= 9  # ...while they still run
+    outs = [body_of(read_all(x)).split() for x in slow]
+    assert all(len(o) == 3 for o in outs), outs
+    assert sum(o[0] != main_ident for o in outs) >= 9  # on pool threads
+
+
+def test_app_inline_us_0_always_pools(start_server, tmp_path):
+    s = wsgi(start_server, tmp_path, "--workers", "1", "--app-inline-us", "0")
+    idents = {body_of(raw(s, b"GET /w/x?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n")).split()[0]
+              for _ in range(150)}
+    main = body_of(raw(s, b"GET /w/main HTTP/1.1\r\nHost: t\r\n\r\n")).strip()
+    assert main and main not in idents  # never inline
+
+
+def test_fast_c_app_inline_then_pooled(start_server, tmp_path):
+    # the same with a thread-safe C app (apps/sleep.c; also under make tsan)
+    (tmp_path / "static.txt").write_text("static\n")
+    s = start_server(*sleep_apps("--workers", "1"), root=tmp_path)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    for _ in range(300):
+        c.sendall(b"GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = b""
+        while not got.endswith(b"slept 0 ms\n"):
+            got += c.recv(4096)
+        assert status_of(got) == 200
+    c.close()
+    slow = [send(s, "/sleep?ms=2500") for _ in range(10)]
+    assert wait_until(lambda: pool(s)["app_busy"] >= 9, timeout=15)
+    t = time.monotonic()
+    r, data = http_request(s, "GET", "/static.txt")
+    assert r.status == 200 and data == b"static\n"
+    assert time.monotonic() - t < 1.0
+    outs = [read_all(x) for x in slow]
+    assert all(status_of(o) == 200 and body_of(o) == b"slept 2500 ms\n" for o in outs), outs

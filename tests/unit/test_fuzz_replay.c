@@ -20,6 +20,7 @@ int fuzz_path_one(const uint8_t *data, size_t size);
 int fuzz_cgi_one(const uint8_t *data, size_t size);
 int fuzz_environ_one(const uint8_t *data, size_t size);
 int fuzz_conn_one(const uint8_t *data, size_t size);
+int fuzz_proxy_one(const uint8_t *data, size_t size);
 
 #define LLVMFuzzerTestOneInput fuzz_request_one
 #include "../fuzz/fuzz_request.c"
@@ -38,6 +39,9 @@ int fuzz_conn_one(const uint8_t *data, size_t size);
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_environ_one
 #include "../fuzz/fuzz_environ.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_proxy_one
+#include "../fuzz/fuzz_proxy.c"
 #undef LLVMFuzzerTestOneInput
 /* fuzz_conn sets itself up on its first input (LLVMFuzzerInitialize is libFuzzer's) */
 #define LLVMFuzzerTestOneInput fuzz_conn_one
@@ -94,6 +98,7 @@ int main(void)
         { "cgi", fuzz_cgi_one },
         { "environ", fuzz_environ_one },
         { "conn", fuzz_conn_one },
+        { "proxy", fuzz_proxy_one },
     };
     plan((int)(sizeof drivers / sizeof drivers[0]));
     for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
