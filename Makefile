@@ -67,7 +67,7 @@ $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/forkload: $(LOAD_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lssl -lcrypto -lm
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c -o $@ $<

@@ -8,6 +8,11 @@ pkgs=(make gcc clang libclang-rt-14-dev python3 python3-pytest curl wget git per
       libssl-dev openssl) # HTTPS: the library, and the CLI the TLS tests make certificates with
 # static sites: --compress (zlib, brotli) and the types of /etc/mime.types
 pkgs+=(zlib1g-dev libbrotli-dev media-types)
+# the browser tests (test_tls.py, test_static_sites.py): headless Chromium, and
+# certutil to give it a throw-away NSS trust store holding the test CA
+pkgs+=(chromium libnss3-tools)
+# forkload's https tests compare its counts with h2load's
+pkgs+=(nghttp2-client)
 # gateways' tests may list more (one package per line)
 for f in scripts/deps-*.txt; do
     [ -f "$f" ] || continue

@@ -8,6 +8,7 @@ AddressSanitizer / UBSan report on stderr fails the test.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,7 +93,11 @@ def wait_until(pred, timeout=5.0, what="condition"):
     (["--bogus", "http://127.0.0.1/"], "unknown option '--bogus'"),
     (["--conns"], "missing value"),
     ([], "missing URL"),
-    (["https://127.0.0.1/"], "only http://"),
+    (["ftp://127.0.0.1/"], "only http:// and https://"),
+    (["--cacert", "/etc/hostname", "http://127.0.0.1/"], "--cacert: only for https:// URLs"),
+    (["--tls-resume", "http://127.0.0.1/"], "--tls-resume: only for https:// URLs"),
+    (["--cacert", "x", "--insecure", "https://127.0.0.1/"], "exclude each other"),
+    (["--cacert", "/nonexistent/ca.pem", "https://127.0.0.1/"], "--cacert: cannot load '/nonexistent/ca.pem'"),
     (["http://[::1/"], "unterminated IPv6"),
     (["http://127.0.0.1:99999/"], "bad port"),
     (["http://127.0.0.1:/"], "bad port"),
@@ -564,3 +569,136 @@ def test_against_nginx(nginx):
     assert j["connections"]["opened"] >= 20
     rc, j = run_json("--conns", "5", "--requests", "4", nginx + "/missing")
     assert rc == 0 and j["status_4xx"] == 20
+
+
+# ---------------------------------------------------------------- https
+
+from test_tls import pki, tls_args  # noqa: E402,F401  (the throw-away CA, once per session)
+
+
+def https_url(port, path="/hello", host="localhost"):
+    return "https://%s:%d%s" % (host, port, path)
+
+
+def test_https_full_and_resumed_handshakes(start_server, docroot, pki):
+    s = start_server(*tls_args(pki), "--workers", "2", root=docroot)
+    ca = os.path.join(pki, "ca.crt")
+    # a handshake per request, checked against the CA and the name
+    rc, j = run_json("--cacert", ca, "--conns", "4", "--requests", "10", https_url(s.port))
+    assert rc == 0 and j["ok"] == j["requests"] == 40
+    assert j["tls"] == {"handshakes": 40, "resumed": 0}
+    assert j["connections"]["opened"] == 40 and j["errors"]["tls"] == 0
+    assert j["bytes"] > 40 * len(b"Hello, World!\n")
+    # --tls-resume: every slot's later connections resume its last session
+    rc, j = run_json("--cacert", ca, "--conns", "4", "--requests", "10", "--tls-resume",
+                     https_url(s.port))
+    assert rc == 0 and j["ok"] == 40
+    assert j["tls"] == {"handshakes": 40, "resumed": 36}
+    # keep-alive and pipelining over one handshake per connection; an address URL
+    # (the certificate names 127.0.0.1 too)
+    rc, j = run_json("--cacert", ca, "--conns", "3", "--requests", "50", "--pipeline", "4",
+                     https_url(s.port, host="127.0.0.1"))
+    assert rc == 0 and j["ok"] == 150 and j["tls"]["handshakes"] == 3
+    # a large body, through many records
+    rc, j = run_json("--cacert", ca, "--conns", "2", "--requests", "3", "-k",
+                     https_url(s.port, "/big.bin"))
+    assert rc == 0 and j["ok"] == 6 and j["bytes"] > 6 * (4 << 20)
+    # human output: the TLS line
+    p = run("--cacert", ca, "--conns", "2", "--requests", "2", "--tls-resume", https_url(s.port))
+    assert p.returncode == 0 and "TLS:          4 handshakes (2 resumed), 0 failed" in p.stdout
+
+
+def test_https_untrusted_and_wrong_name(start_server, docroot, pki):
+    # the server has only a certificate for alt.test
+    s = start_server("--tls-cert", os.path.join(pki, "alt.test.crt"), "--tls-key",
+                     os.path.join(pki, "alt.test.key"), root=docroot)
+    ca = os.path.join(pki, "ca.crt")
+    for args in ([], ["--cacert", ca]):  # the system's CAs do not know it; the name differs
+        p = run("--json", *args, "--conns", "3", "--requests", "2", "-k", https_url(s.port))
+        j = json.loads(p.stdout)
+        assert p.returncode == 1 and j["errors"]["tls"] == j["requests"] == 6, j
+        assert j["answered"] == 0 and j["tls"]["handshakes"] == 0
+        assert j["connections"]["failed"] == 6
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "certificate verify failed" in lines[0], p.stderr
+    rc, j = run_json("--insecure", "--conns", "3", "--requests", "2", https_url(s.port))
+    assert rc == 0 and j["ok"] == 6
+
+
+def test_https_to_a_plain_server_fails_cleanly(server):
+    url = server.url("/").replace("http://", "https://")
+    p = run("--json", "--conns", "2", "--requests", "2", "--timeout", "5", "--insecure", url)
+    j = json.loads(p.stdout)
+    assert p.returncode == 1 and j["answered"] == 0 and j["requests"] == 4
+    assert j["errors"]["total"] == 4 and j["tls"]["handshakes"] == 0
+
+
+@pytest.mark.skipif(shutil.which("h2load") is None, reason="h2load (nghttp2-client) not installed")
+def test_https_counts_agree_with_h2load(start_server, docroot, pki):
+    s = start_server(*tls_args(pki), root=docroot)
+    h = subprocess.run(["h2load", "--h1", "-n", "200", "-c", "4", https_url(s.port)],
+                       capture_output=True, text=True, timeout=60)
+    assert "200 succeeded" in h.stdout and "0 failed" in h.stdout, h.stdout
+    rc, j = run_json("--insecure", "--conns", "4", "--requests", "50", "-k", https_url(s.port))
+    assert rc == 0 and j["ok"] == 200 and j["tls"]["handshakes"] == 4
+
+
+@pytest.mark.parametrize("proto", ["TLSv1.2", "TLSv1.3"])
+def test_https_against_nginx(pki, tmp_path, proto):
+    """nginx over TLS (1.2: session IDs and tickets; 1.3: tickets) with the test certificate."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("nginx not installed")
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    d = str(tmp_path)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""
+worker_processes 1;
+daemon off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s;
+    proxy_temp_path %(d)s;
+    fastcgi_temp_path %(d)s;
+    uwsgi_temp_path %(d)s;
+    scgi_temp_path %(d)s;
+    server {
+        listen 127.0.0.1:%(port)d ssl;
+        ssl_certificate %(pki)s/localhost.chain;
+        ssl_certificate_key %(pki)s/localhost.key;
+        ssl_protocols %(proto)s;
+        ssl_session_cache shared:S:1m;
+        location / { return 200 "hello from nginx\\n"; }
+    }
+}
+""" % {"d": d, "port": port, "pki": pki, "proto": proto})
+    proc = subprocess.Popen([NGINX, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            return proc.poll() is not None
+    try:
+        wait_until(listening, 5, "nginx to listen")
+        if proc.poll() is not None:
+            pytest.skip("nginx failed to start")
+        ca = os.path.join(pki, "ca.crt")
+        rc, j = run_json("--cacert", ca, "--conns", "3", "--requests", "5", "--tls-resume",
+                         https_url(port, "/"))
+        assert rc == 0 and j["ok"] == 15
+        assert j["tls"] == {"handshakes": 15, "resumed": 12}
+        rc, j = run_json("--cacert", ca, "--conns", "2", "--requests", "100", "--pipeline", "8",
+                         https_url(port, "/"))
+        assert rc == 0 and j["ok"] == 200 and j["tls"]["handshakes"] == 2
+    finally:
+        proc.terminate()
+        proc.wait(5)
+

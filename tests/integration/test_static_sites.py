@@ -389,11 +389,21 @@ def test_browser_loads_compressed_css_js(start_server, site, tmp_path):
         b"<script>addEventListener('load',()=>{document.title=getComputedStyle("
         b"document.body).color+'|'+document.body.dataset.js})</script></body></html>\n")
     s = start_server("--compress", model="event", root=site)
-    r, _ = get(s, "/assets/style.css", {"Accept-Encoding": "gzip, deflate, br"})
-    assert r.getheader("Content-Encoding") == "br"
-    p = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
-                        f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=3000",
-                        "--dump-dom", f"http://127.0.0.1:{s.port}/b.html"],
-                       capture_output=True, timeout=60)
-    dom = p.stdout.decode(errors="replace")
-    assert "<title>rgb(1, 2, 3)|ran</title>" in dom, dom[:500]
+    for path in ("/assets/style.css", "/assets/app.js"):  # what Chromium asks for arrives compressed
+        r, _ = get(s, path, {"Accept-Encoding": "gzip, deflate, br, zstd"})
+        assert r.getheader("Content-Encoding") == "br", path
+    home = tmp_path / "home"  # Chromium writes under $HOME: a temporary one
+    home.mkdir()
+    proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome'}",
+                             "--virtual-time-budget=3000", "--dump-dom", f"http://127.0.0.1:{s.port}/b.html"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env=dict(os.environ, HOME=str(home)))
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        raise
+    dom = out.decode(errors="replace")
+    assert "<title>rgb(1, 2, 3)|ran</title>" in dom, (dom[:500], err[-2000:])

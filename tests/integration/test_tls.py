@@ -4,6 +4,7 @@ session (never committed): root CA -> intermediate -> "localhost" leaf (the
 default certificate, served as a chain), and root CA -> "alt.test" (for SNI)."""
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -394,25 +395,86 @@ def test_listen_ipv6_and_bad_spec(start_server, docroot, pki):
         assert r.returncode == 2 and len(r.stderr.decode().strip().splitlines()) == 1, r.stderr
 
 
+def chromium_dump(exe, url, home, timeout=60):
+    """Headless Chromium's --dump-dom of url: (stdout, stderr). HOME and the
+    profile are temporary (Chromium reads its NSS trust store from
+    $HOME/.pki/nssdb); the whole process group goes on a timeout."""
+    proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--disable-dev-shm-usage", f"--user-data-dir={home / 'profile'}",
+                             "--virtual-time-budget=3000", "--dump-dom", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env=dict(os.environ, HOME=str(home)))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return out.decode(errors="replace"), err.decode(errors="replace")
+
+
 def test_chromium_loads_page(start_server, docroot, pki, tmp_path):
+    """A real browser loads the page over HTTPS, trusting the test CA through a
+    temporary NSS database (certificate checks stay on: without the CA the same
+    load fails)."""
     chromium = shutil.which("chromium")
     if not chromium:
-        pytest.skip("Debian chromium is not installed (apt-get install chromium; too large for make deps)")
-    nss = tmp_path / "nssdb"
-    nss.mkdir()
+        pytest.skip("Debian chromium is not installed (scripts/deps.sh installs it)")
     certutil = shutil.which("certutil")
     if not certutil:
         pytest.skip("certutil (libnss3-tools) is needed to make chromium trust the test CA")
-    sh(certutil, "-N", "-d", f"sql:{nss}", "--empty-password", cwd=str(tmp_path))
-    sh(certutil, "-A", "-d", f"sql:{nss}", "-n", "testca", "-t", "C,,", "-i", p(pki, "ca.crt"), cwd=str(tmp_path))
+    (docroot / "demo.html").write_bytes(
+        b"<!DOCTYPE html><html><head><title>forkhttpd over TLS</title></head><body>"
+        b"<p id=js>no script</p><script>document.getElementById('js').textContent="
+        b"'ran on '+location.protocol+'//'+location.hostname</script></body></html>\n")
     s = start_server(*tls_args(pki), root=docroot)
-    home = tmp_path  # chromium reads $HOME/.pki/nssdb
-    (home / ".pki").mkdir()
-    shutil.move(str(nss), str(home / ".pki" / "nssdb"))
-    r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                        f"https://localhost:{s.port}/index.html"], capture_output=True, timeout=60,
-                       env=dict(os.environ, HOME=str(home)))
-    assert b"index" in r.stdout, r.stderr[-2000:]
+    url = f"https://localhost:{s.port}/demo.html"
+    trusting, bare = tmp_path / "home-ca", tmp_path / "home-bare"
+    for home in (trusting, bare):
+        nss = home / ".pki" / "nssdb"
+        nss.mkdir(parents=True)
+        sh(certutil, "-N", "-d", f"sql:{nss}", "--empty-password", cwd=str(tmp_path))
+    sh(certutil, "-A", "-d", f"sql:{trusting / '.pki' / 'nssdb'}", "-n", "forkhttpd test CA", "-t", "C,,",
+       "-i", p(pki, "ca.crt"), cwd=str(tmp_path))
+    dom, err = chromium_dump(chromium, url, trusting)
+    assert "<title>forkhttpd over TLS</title>" in dom, (dom[:500], err[-2000:])
+    assert '<p id="js">ran on https://localhost</p>' in dom, dom[:500]
+    # the control: a browser that does not know the CA refuses the certificate
+    dom, err = chromium_dump(chromium, url, bare)
+    assert "forkhttpd over TLS" not in dom and "ran on" not in dom, dom[:500]
+
+
+def test_access_log_tls_format(start_server, docroot, pki, tmp_path):
+    """--access-log-format tls: the Combined Log Format line, then the
+    connection's protocol and cipher ("-" "-" on plain HTTP)."""
+    log = tmp_path / "access.log"
+    s = start_server(*tls_args(pki), "--listen", "127.0.0.1:0", "--access-log", str(log),
+                     "--access-log-format", "tls", "--workers", "1", root=docroot)
+    (plain,) = extra_ports(s)
+    with tls_connect(pki, s.port) as c:
+        c.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nUser-Agent: tls-test\r\nConnection: close\r\n\r\n")
+        read_all(c)
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with tls_connect(pki, s.port, ctx=ctx) as c:
+        c.sendall(b"GET /nope HTTP/1.0\r\n\r\n")
+        read_all(c)
+    c = socket.create_connection(("127.0.0.1", plain), timeout=5)
+    c.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
+    read_all(c)
+    c.close()
+    assert wait_until(lambda: log.exists() and log.read_text().count("\n") == 3)
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("127.0.0.1 - - [") and '"GET /hello HTTP/1.1" 200 14 "-" "tls-test" ' in lines[0]
+    assert re.search(r'"tls-test" TLSv1\.3 TLS_[A-Z0-9_]+$', lines[0]), lines[0]
+    assert re.search(r'"GET /nope HTTP/1.0" 404 \d+ "-" "-" TLSv1\.2 ECDHE-ECDSA-AES128-GCM-SHA256$',
+                     lines[1]), lines[1]
+    assert lines[2].endswith('"GET /hello HTTP/1.0" 200 14 "-" "-" - -'), lines[2]
+    # the default is the plain Combined Log Format; a bad name is one line, exit 2
+    r = subprocess.run([os.path.join(BUILD, "forkhttpd"), "--port", "0", "--access-log-format", "json"],
+                       capture_output=True, timeout=10)
+    assert r.returncode == 2 and r.stderr.decode().count("\n") == 1 and "--access-log-format" in r.stderr.decode()
 
 
 def test_gateways_and_status_see_tls(start_server, docroot, pki, tmp_path):

@@ -6,7 +6,11 @@
  * request buffer, so the hot path neither allocates nor formats. Responses
  * are parsed byte-wise straight out of one large read buffer; only the values
  * of three headers (Content-Length, Transfer-Encoding, Connection) are ever
- * copied, into a small per-connection array. */
+ * copied, into a small per-connection array.
+ *
+ * https:// puts an OpenSSL object on the connection (tls.c makes the
+ * context): the handshake is driven by the same edge-triggered events
+ * (state C_HANDSHAKE), then SSL_read/SSL_write replace read/send. */
 #include "forkload.h"
 
 #include <errno.h>
@@ -19,12 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define RBUF_SIZE        (256 * 1024)
 #define MAX_HEADER_BYTES (64 * 1024)  /* status line + headers (+ trailers) */
 #define HVAL_MAX         96
 #define MAX_EVENTS       512
 
-enum { C_IDLE, C_CONNECTING, C_OPEN, C_PARKED, C_DONE };
+enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_PARKED, C_DONE };
 
 /* Why a slot opens another connection (only counted with keep-alive, where
  * one connection per slot is the plan). */
@@ -69,6 +76,10 @@ struct conn {
     size_t woff;         /* next byte to send, offset into cfg->reqs */
     uint64_t to_send;    /* requests of this slot not yet issued */
     uint64_t *starts;    /* ring of cfg->pipeline request start times */
+    SSL *ssl;            /* https: this connection's TLS, or NULL */
+    SSL_SESSION *sess;   /* --tls-resume: the slot's last session */
+    int resume;          /* --tls-resume: keep the session at the close */
+    int tls_dead;        /* a fatal TLS error: no close_notify */
     char hname[18];      /* long enough for "transfer-encoding" */
     char hval[HVAL_MAX];
 };
@@ -87,6 +98,7 @@ struct loop {
     uint64_t st[ST_COUNT];
     uint64_t timeout_ns, end_ns;
     long active;         /* slots with work left */
+    int tls_said;        /* the first TLS failure was told on stderr */
 };
 
 volatile sig_atomic_t g_stop;
@@ -518,6 +530,27 @@ static void queue_open(struct loop *L, struct conn *c)
 
 static void close_fd(struct conn *c)
 {
+    if (c->ssl) {
+        /* Say goodbye (one close_notify, not waiting for the answer) on a
+         * connection that ends well; then drop what a failure queued. */
+        if (c->state == C_OPEN && !c->tls_dead) {
+            SSL_shutdown(c->ssl);
+            /* --tls-resume: the newest session (TLS 1.3: the last ticket
+             * read; or the one just resumed, offered again). Not through
+             * OpenSSL's client cache, which would use a TLS 1.3 ticket once. */
+            SSL_SESSION *s = c->resume ? SSL_get1_session(c->ssl) : NULL;
+            if (s && SSL_SESSION_is_resumable(s)) {
+                SSL_SESSION_free(c->sess);
+                c->sess = s;
+            } else {
+                SSL_SESSION_free(s);
+            }
+        }
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
+    c->tls_dead = 0;
     if (c->fd >= 0)
         close(c->fd); /* also drops it from the epoll set */
     c->fd = -1;
@@ -590,6 +623,48 @@ static void issue(struct loop *L, struct conn *c, uint64_t now, uint32_t k)
 
 static int read_all(struct loop *L, struct conn *c, int until_eof);
 
+/* https: the first TLS failure of this client, in one line on stderr (the
+ * counters say how many there were). */
+static void tls_tell(struct loop *L, struct conn *c)
+{
+    if (L->tls_said)
+        return;
+    L->tls_said = 1;
+    char buf[320];
+    fprintf(stderr, "forkload: TLS with %s: %s\n", L->cfg->url,
+            tls_error_reason(c->ssl, buf, sizeof(buf)));
+}
+
+#define IO_AGAIN (-2)
+#define IO_ERR   (-1)
+
+/* A TLS call on c returned r <= 0 (err: errno right after it). Returns
+ * IO_AGAIN (wait for the next event), 0 (the peer closed), or IO_ERR with
+ * *stat the error to count. */
+static int tls_status(struct loop *L, struct conn *c, int r, int err, int *stat)
+{
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return IO_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        c->tls_dead = 1;
+        ERR_clear_error();
+        if (err == 0)
+            return 0;
+        *stat = err_stat(err);
+        return IO_ERR;
+    default:
+        c->tls_dead = 1;
+        tls_tell(L, c);
+        ERR_clear_error();
+        *stat = ST_ERR_TLS;
+        return IO_ERR;
+    }
+}
+
 /* Send what is pending. Returns -1 if the connection went away. */
 static int flush(struct loop *L, struct conn *c)
 {
@@ -598,7 +673,32 @@ static int flush(struct loop *L, struct conn *c)
         size_t len = cfg->reqs_len - c->woff;
         if (len > c->pending)
             len = (size_t)c->pending;
-        ssize_t n = send(c->fd, cfg->reqs + c->woff, len, MSG_NOSIGNAL);
+        ssize_t n;
+        int stat = ST_ERR_OTHER; /* what a failed write counts as */
+        if (c->ssl) {
+            /* A write that must be repeated is repeated with the same start
+             * and at least as many bytes (tls.c allows that). */
+            if (len > (1u << 30))
+                len = 1u << 30;
+            errno = 0;
+            int r = SSL_write(c->ssl, cfg->reqs + c->woff, (int)len);
+            n = r;
+            if (r <= 0) {
+                int k = tls_status(L, c, r, errno, &stat);
+                if (k == IO_AGAIN)
+                    return 0;
+                if (k == 0)
+                    stat = ST_ERR_RESET;
+            }
+        } else {
+            n = send(c->fd, cfg->reqs + c->woff, len, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                return 0; /* EPOLLOUT will tell us */
+            if (n <= 0)
+                stat = err_stat(n < 0 ? errno : EPIPE);
+        }
         if (n > 0) {
             c->pending -= (uint64_t)n;
             c->woff += (size_t)n;
@@ -606,17 +706,12 @@ static int flush(struct loop *L, struct conn *c)
                 c->woff = 0;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return 0; /* EPOLLOUT will tell us */
         /* The server may have answered and closed (Connection: close while
          * we pipelined): take its answers before calling this an error. */
-        int e = n < 0 ? errno : EPIPE;
         c->pending = 0;
         if (read_all(L, c, 1) < 0)
             return -1;
-        fail_conn(L, c, err_stat(e));
+        fail_conn(L, c, stat);
         return -1;
     }
     return 0;
@@ -707,6 +802,26 @@ static void on_eof(struct loop *L, struct conn *c)
  * which the caller signals through until_eof (EPOLLRDHUP). */
 static int read_all(struct loop *L, struct conn *c, int until_eof)
 {
+    while (c->ssl) {
+        /* TLS hands out a record at a time: read until it wants more from
+         * the socket (an edge-triggered event will not come again). */
+        errno = 0;
+        int r = SSL_read(c->ssl, L->rbuf, RBUF_SIZE);
+        if (r > 0) {
+            L->st[ST_BYTES] += (uint64_t)r;
+            if (feed(L, c, L->rbuf, (size_t)r) < 0)
+                return -1;
+            continue;
+        }
+        int stat, k = tls_status(L, c, r, errno, &stat);
+        if (k == IO_AGAIN)
+            return 0;
+        if (k == 0)
+            on_eof(L, c);
+        else
+            fail_conn(L, c, stat);
+        return -1;
+    }
     for (;;) {
         ssize_t n = read(c->fd, L->rbuf, RBUF_SIZE);
         if (n > 0) {
@@ -728,6 +843,57 @@ static int read_all(struct loop *L, struct conn *c, int until_eof)
         fail_conn(L, c, err_stat(errno));
         return -1;
     }
+}
+
+/* https: drive the handshake; once done the connection is open. */
+static void handshake(struct loop *L, struct conn *c)
+{
+    errno = 0;
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->state = C_OPEN;
+        L->st[ST_CONN_OPENED]++;
+        L->st[ST_TLS_HANDSHAKES]++;
+        if (SSL_session_reused(c->ssl))
+            L->st[ST_TLS_RESUMED]++;
+        if (flush(L, c) < 0)
+            return;
+        /* records that came with the server's last flight (a ticket) */
+        read_all(L, c, 0);
+        return;
+    }
+    int stat, k = tls_status(L, c, r, errno, &stat);
+    if (k == IO_AGAIN)
+        return;
+    if (k == 0)
+        stat = ST_ERR_RESET; /* closed before the handshake ended */
+    L->st[ST_CONN_FAILED]++;
+    fail_conn(L, c, stat);
+}
+
+/* The TCP connect completed: plain, the connection is open; https starts
+ * the handshake, offering the slot's last session with --tls-resume. */
+static void connected(struct loop *L, struct conn *c)
+{
+    const struct config *cfg = L->cfg;
+    if (!cfg->tls) {
+        c->state = C_OPEN;
+        L->st[ST_CONN_OPENED]++;
+        flush(L, c);
+        return;
+    }
+    c->ssl = SSL_new(cfg->ssl_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 ||
+        (cfg->sni && SSL_set_tlsext_host_name(c->ssl, cfg->sni) != 1) ||
+        (c->sess && SSL_set_session(c->ssl, c->sess) != 1)) {
+        L->st[ST_CONN_FAILED]++;
+        fail_conn(L, c, ST_ERR_OTHER);
+        return;
+    }
+    c->resume = cfg->tls_resume;
+    SSL_set_connect_state(c->ssl);
+    c->state = C_HANDSHAKE;
+    handshake(L, c);
 }
 
 static void conn_open(struct loop *L, struct conn *c)
@@ -762,9 +928,7 @@ static void conn_open(struct loop *L, struct conn *c)
         return;
     }
     if (connect(c->fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
-        c->state = C_OPEN;
-        L->st[ST_CONN_OPENED]++;
-        flush(L, c);
+        connected(L, c);
     } else if (errno == EINPROGRESS || errno == EINTR) {
         c->state = C_CONNECTING;
     } else {
@@ -788,10 +952,17 @@ static void on_event(struct loop *L, struct conn *c, uint32_t ev)
         }
         if (!(ev & (EPOLLOUT | EPOLLIN | EPOLLHUP | EPOLLERR)))
             return;
+        if (L->cfg->tls) {
+            connected(L, c);
+            return;
+        }
         c->state = C_OPEN;
         L->st[ST_CONN_OPENED]++;
         if (flush(L, c) < 0)
             return;
+    } else if (c->state == C_HANDSHAKE) {
+        handshake(L, c);
+        return;
     } else if (c->state != C_OPEN) {
         return;
     }
@@ -807,11 +978,12 @@ static void check_timeouts(struct loop *L, uint64_t now)
 {
     for (long i = 0; i < L->cfg->conns; i++) {
         struct conn *c = &L->conns[i];
-        if ((c->state != C_CONNECTING && c->state != C_OPEN) || !c->in_flight)
+        if ((c->state != C_CONNECTING && c->state != C_HANDSHAKE && c->state != C_OPEN) ||
+            !c->in_flight)
             continue;
         if (now - c->starts[c->head] < L->timeout_ns)
             continue;
-        if (c->state == C_CONNECTING) {
+        if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
             L->st[ST_CONN_FAILED]++;
             L->st[ST_CONN_TIMEOUT]++;
         }
@@ -973,7 +1145,7 @@ out:
     if (rc == 0)
         for (size_t i = 0; i < m; i++) {
             struct conn *c = &L.conns[i];
-            if (c->state == C_CONNECTING)
+            if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
                 L.st[ST_CONN_PENDING]++;
             if (c->in_flight) {
                 if (g_stop) {
@@ -983,6 +1155,8 @@ out:
                     L.st[ST_REQUESTS] += c->in_flight;
                 }
             }
+            SSL_free(c->ssl); /* no close_notify: the run is over */
+            SSL_SESSION_free(c->sess);
             if (c->fd >= 0)
                 close(c->fd);
         }

@@ -11,6 +11,9 @@
 
 #include "hist.h"
 
+struct ssl_st;     /* OpenSSL's SSL and SSL_CTX (tls.c, client.c) */
+struct ssl_ctx_st;
+
 #define FORKLOAD_VERSION "1.0"
 
 /* Per-client counters; the parent sums them. Every request that is issued
@@ -32,6 +35,8 @@ enum stat_id {
     ST_ERR_TIMEOUT,   /* connect or response took longer than --timeout */
     ST_ERR_MALFORMED, /* response violated HTTP/1.1 or was truncated */
     ST_ERR_OTHER,     /* anything else, including 1xx/6xx+ final statuses */
+    ST_ERR_TLS,       /* https: a failed handshake (certificate not trusted,
+                         no common protocol) or a TLS error afterwards */
     ST_ERR_UNANSWERED,/* issued, no answer when the run ended (--hold) */
     ST_CANCELLED,     /* in flight when Ctrl-C stopped the run */
     ST_ISSUED,        /* requests issued (a resend is not a new request) */
@@ -43,6 +48,8 @@ enum stat_id {
     ST_RECONN_ERROR,  /* keep-alive: new connection, the last one failed */
     ST_BYTES,         /* bytes received, headers included */
     ST_END_NS,        /* CLOCK_MONOTONIC time the client stopped */
+    ST_TLS_HANDSHAKES,/* https: handshakes completed */
+    ST_TLS_RESUMED,   /* ...of which resumed a session (--tls-resume) */
     ST_COUNT
 };
 #define ST_ERR_FIRST ST_ERR_REFUSED
@@ -61,6 +68,11 @@ struct config {
     char *reqs;                    /* `pipeline` copies back to back, so a
                                       burst of requests is one send() */
     size_t reqs_len;
+    /* https:// (tls.c) */
+    int tls, tls_resume, insecure;
+    const char *cacert;            /* --cacert FILE, or NULL: the system's */
+    char *sni;                     /* server name sent, NULL for an address */
+    struct ssl_ctx_st *ssl_ctx;    /* made once by the parent, inherited */
 };
 
 /* Clients talk to the parent in fixed 16-byte records, written in batches of
@@ -86,5 +98,11 @@ uint64_t now_ns(void);
 /* Run one client process's load to completion and report it on out_fd.
  * start_ns is the common start time (for --duration and --hold). */
 int client_run(const struct config *cfg, uint64_t start_ns, int out_fd);
+
+/* tls.c: the client SSL_CTX for cfg (trust, host check, session cache);
+ * on failure one line on stderr and exit 2. */
+void tls_setup(struct config *cfg, const char *host, int host_is_ip);
+/* The reason of the last TLS failure on ssl, for one line on stderr. */
+const char *tls_error_reason(struct ssl_st *ssl, char *buf, size_t len);
 
 #endif

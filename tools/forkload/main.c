@@ -24,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #define MAX_CLIENTS   1024
 #define MAX_PIPELINE  1024
 #define MAX_BODY      (64L * 1024 * 1024)
@@ -49,6 +51,7 @@ static const char help_text[] =
 "\n"
 "SYNOPSIS\n"
 "    forkload [options] http://host[:port][/path][?query]\n"
+"    forkload [options] [--cacert FILE | --insecure] [--tls-resume] https://...\n"
 "\n"
 "DESCRIPTION\n"
 "    forkload forks --clients processes; each drives --conns concurrent\n"
@@ -57,7 +60,9 @@ static const char help_text[] =
 "    request's latency in a histogram (3 significant digits, microseconds).\n"
 "    At the end every client reports through a pipe, the parent reaps all of\n"
 "    them and prints one summary. Host may be a name, an IPv4 address or a\n"
-"    bracketed IPv6 address (http://[::1]:8080/). Only http:// is supported.\n"
+"    bracketed IPv6 address (http://[::1]:8080/). https:// is HTTP/1.1 over\n"
+"    TLS 1.2 or 1.3 (OpenSSL): the certificate is checked against the system's\n"
+"    CAs and the URL's host, and each connection makes a full handshake.\n"
 "\n"
 "OPTIONS\n"
 "    --clients N, --max-clients N\n"
@@ -90,6 +95,15 @@ static const char help_text[] =
 "        the start. No 'Connection: close' is sent. This is the tutorial's\n"
 "        connection storm: watch the server's children and fds grow.\n"
 "        Requests not answered by then are failures (unanswered).\n"
+"    --cacert FILE\n"
+"        https: trust the CA certificate(s) in FILE (PEM) instead of the\n"
+"        system's.\n"
+"    --insecure\n"
+"        https: do not check the server's certificate.\n"
+"    --tls-resume\n"
+"        https: each connection slot offers the session (ticket) its last\n"
+"        connection got, so new connections resume instead of making a full\n"
+"        handshake. The summary counts handshakes and resumed ones.\n"
 "    --json\n"
 "        Print the summary as one JSON object instead of text.\n"
 "    -h, --help\n"
@@ -101,7 +115,8 @@ static const char help_text[] =
 "    5xx. Failed (errors): refused (connect refused/unreachable), reset\n"
 "    (RST, or closed before any byte of the response), timeout (connect or\n"
 "    response slower than --timeout), malformed (not HTTP/1.1, or cut short),\n"
-"    other (e.g. a final 1xx or 6xx status), unanswered (sent, or waiting for\n"
+"    other (e.g. a final 1xx or 6xx status), tls (https: a failed handshake,\n"
+"    e.g. an untrusted certificate, or a TLS error), unanswered (sent, or waiting for\n"
 "    its connect, and still without an answer when --hold ended). When a\n"
 "    connection fails, every request in flight on it fails with the same\n"
 "    error. A request the server closed a keep-alive connection on without\n"
@@ -130,7 +145,8 @@ static const char help_text[] =
 "EXAMPLES\n"
 "    forkload --clients 2 --conns 50 -k --duration 10 http://127.0.0.1:8080/\n"
 "    forkload --clients 20 --conns 100 --hold 5 http://localhost:8888/hello\n"
-"    forkload --json --conns 4 --requests 100 -k http://127.0.0.1:8080/ | jq .\n";
+"    forkload --json --conns 4 --requests 100 -k http://127.0.0.1:8080/ | jq .\n"
+"    forkload --cacert ca.pem --conns 50 --requests 20 --tls-resume https://localhost:8443/\n";
 
 /* ------------------------------------------------------------ arguments */
 
@@ -175,6 +191,7 @@ static int is_token(const char *s, size_t n)
 struct url {
     char host[256];
     char port[8];
+    int tls;            /* https:// */
     const char *target; /* path and query, as given */
     size_t target_len;
     int ipv6;
@@ -183,12 +200,17 @@ struct url {
 static void parse_url(const char *s, struct url *u)
 {
     memset(u, 0, sizeof(*u));
-    if (strncasecmp(s, "http://", 7) != 0) {
+    const char *p;
+    if (strncasecmp(s, "http://", 7) == 0) {
+        p = s + 7;
+    } else if (strncasecmp(s, "https://", 8) == 0) {
+        p = s + 8;
+        u->tls = 1;
+    } else {
         if (strstr(s, "://"))
-            usage_error("only http:// URLs are supported: '%s'", s);
+            usage_error("only http:// and https:// URLs are supported: '%s'", s);
         usage_error("not a URL (want http://host[:port]/path): '%s'", s);
     }
-    const char *p = s + 7;
     const char *hend;
     if (*p == '[') {
         hend = strchr(p, ']');
@@ -212,7 +234,7 @@ static void parse_url(const char *s, struct url *u)
             if (u->host[i] <= ' ' || u->host[i] == 0x7f)
                 usage_error("bad host in URL: '%s'", s);
     }
-    strcpy(u->port, "80");
+    strcpy(u->port, u->tls ? "443" : "80");
     p = hend;
     if (*p == ':') {
         p++;
@@ -550,11 +572,15 @@ static void print_json(const struct config *cfg, const struct summary *s,
            (unsigned long long)st[ST_4XX], (unsigned long long)st[ST_5XX],
            (unsigned long long)s->answered, (unsigned long long)st[ST_CANCELLED]);
     printf("\"errors\": {\"total\": %llu, \"refused\": %llu, \"reset\": %llu, "
-           "\"timeout\": %llu, \"malformed\": %llu, \"other\": %llu, \"unanswered\": %llu}, ",
+           "\"timeout\": %llu, \"malformed\": %llu, \"other\": %llu, \"unanswered\": %llu, "
+           "\"tls\": %llu}, ",
            (unsigned long long)s->errors, (unsigned long long)st[ST_ERR_REFUSED],
            (unsigned long long)st[ST_ERR_RESET], (unsigned long long)st[ST_ERR_TIMEOUT],
            (unsigned long long)st[ST_ERR_MALFORMED], (unsigned long long)st[ST_ERR_OTHER],
-           (unsigned long long)st[ST_ERR_UNANSWERED]);
+           (unsigned long long)st[ST_ERR_UNANSWERED], (unsigned long long)st[ST_ERR_TLS]);
+    if (cfg->tls)
+        printf("\"tls\": {\"handshakes\": %llu, \"resumed\": %llu}, ",
+               (unsigned long long)st[ST_TLS_HANDSHAKES], (unsigned long long)st[ST_TLS_RESUMED]);
     printf("\"connections\": {\"opened\": %llu, \"failed\": %llu, \"timed_out\": %llu, "
            "\"never_completed\": %llu, \"reconnects\": {\"total\": %llu, "
            "\"server_closed\": %llu, \"after_error\": %llu}}, \"bytes\": %llu, ",
@@ -599,6 +625,10 @@ static void print_human(const struct config *cfg, const struct summary *s, int i
            (unsigned long long)st[ST_ERR_REFUSED], (unsigned long long)st[ST_ERR_RESET],
            (unsigned long long)st[ST_ERR_TIMEOUT], (unsigned long long)st[ST_ERR_MALFORMED],
            (unsigned long long)st[ST_ERR_OTHER], (unsigned long long)st[ST_ERR_UNANSWERED]);
+    if (cfg->tls)
+        printf("  TLS:          %llu handshakes (%llu resumed), %llu failed (errors: tls)\n",
+               (unsigned long long)st[ST_TLS_HANDSHAKES], (unsigned long long)st[ST_TLS_RESUMED],
+               (unsigned long long)st[ST_ERR_TLS]);
     if (st[ST_CANCELLED])
         printf("  Cancelled:    %llu requests in flight when interrupted (not counted)\n",
                (unsigned long long)st[ST_CANCELLED]);
@@ -655,6 +685,9 @@ int main(int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "hold", required_argument, NULL, 'o' },
         { "json", no_argument, NULL, 'j' },
+        { "cacert", required_argument, NULL, 1500 },
+        { "insecure", no_argument, NULL, 1501 },
+        { "tls-resume", no_argument, NULL, 1502 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -706,6 +739,9 @@ int main(int argc, char **argv)
         case 't': cfg.timeout = parse_secs("--timeout", optarg, 3600); break;
         case 'o': cfg.hold = parse_secs("--hold", optarg, 86400); break;
         case 'j': cfg.json = 1; break;
+        case 1500: cfg.cacert = optarg; break;
+        case 1501: cfg.insecure = 1; break;
+        case 1502: cfg.tls_resume = 1; break;
         case 'h':
             fputs(help_text, stdout);
             free(headers);
@@ -736,11 +772,17 @@ int main(int argc, char **argv)
 
     struct url u;
     parse_url(cfg.url, &u);
+    cfg.tls = u.tls;
+    if (!cfg.tls && (cfg.cacert || cfg.insecure || cfg.tls_resume))
+        usage_error("%s: only for https:// URLs", cfg.cacert ? "--cacert" : cfg.insecure ?
+                    "--insecure" : "--tls-resume");
+    if (cfg.cacert && cfg.insecure)
+        usage_error("--cacert and --insecure exclude each other");
     check_fd_limit(&cfg);
     cfg.is_head = strcmp(method, "HEAD") == 0;
     {
         char hh[300];
-        int default_port = strcmp(u.port, "80") == 0;
+        int default_port = strcmp(u.port, u.tls ? "443" : "80") == 0;
         snprintf(hh, sizeof(hh), "%s%s%s%s%s", u.ipv6 ? "[" : "", u.host, u.ipv6 ? "]" : "",
                  default_port ? "" : ":", default_port ? "" : u.port);
         cfg.host_header = strdup(hh);
@@ -754,6 +796,10 @@ int main(int argc, char **argv)
     build_request(&cfg, method, &u, headers, nheaders, body, body_len);
     free(body);
     free(headers);
+    if (cfg.tls) {
+        unsigned char a6[16];
+        tls_setup(&cfg, u.host, u.ipv6 || inet_pton(AF_INET, u.host, a6) == 1);
+    }
     resolve(&cfg, &u);
 
     /* Block the stop signals across fork so a child cannot be killed by a
@@ -809,6 +855,8 @@ int main(int argc, char **argv)
             free(cfg.req);
             free(cfg.reqs);
             free(cfg.host_header);
+            free(cfg.sni);
+            SSL_CTX_free(cfg.ssl_ctx);
             exit(rc == 0 ? 0 : 1);
         }
         close(p[1]);
@@ -942,5 +990,7 @@ int main(int argc, char **argv)
     free(cfg.req);
     free(cfg.reqs);
     free(cfg.host_header);
+    free(cfg.sni);
+    SSL_CTX_free(cfg.ssl_ctx);
     return s.exit_status;
 }
