@@ -85,7 +85,7 @@ static const char usage_text[] =
     "  --chdir DIR            change to DIR before importing --wsgi apps\n"
     "  --preload              import/init apps once before forking workers\n"
     "  --threads N            event: threads per worker that run thread-safe apps and\n"
-    "                         --wsgi (default 32); 0: apps run inside the event loop\n"
+    "                         --wsgi (default 64); 0: apps run inside the event loop\n"
     "  --app-queue N          event: calls that wait per worker when every thread is\n"
     "                         busy, then 503 + Retry-After (default 256)\n"
     "  --app-timeout S        event with --threads: a call running longer answers 504\n"
@@ -612,7 +612,12 @@ void config_parse(int argc, char **argv)
     cfg.max_keepalive_requests = 10000;
     cfg.cgi_timeout = 60000;
     cfg.cgi_max = 32;
-    cfg.threads = 32;
+    /* 64, not gunicorn's usual 32: with one shared listener a worker may take
+     * most of a burst of keep-alive connections (the kernel wakes the latest
+     * waiter), and with fewer threads than connections its calls queue while
+     * the other worker idles. Threads start as calls come: unused ones cost
+     * nothing. */
+    cfg.threads = 64;
     cfg.app_queue = 256;
     cfg.app_timeout = 30000;
     cfg.app_stuck = 0; /* 0: half of --threads (at least 1), after parsing */

@@ -251,7 +251,7 @@ def test_environ_validated(start_server, tmp_path, model):
     assert env["REMOTE_ADDR"] == "127.0.0.1" and int(env["REMOTE_PORT"]) > 0
     assert env["HTTP_X_THING"] == "one" and env["HTTP_COOKIE"] == "a=1"
     assert env["wsgi.version"] == [1, 0] and env["wsgi.url_scheme"] == "http"
-    # --threads (default 32) runs WSGI on pool threads in the event model
+    # --threads (default 64) runs WSGI on pool threads in the event model
     assert env["wsgi.multithread"] is (model == "event") and env["wsgi.run_once"] is False
     assert env["wsgi.multiprocess"] is (model in ("fork", "prefork"))
     assert "CONTENT_LENGTH" not in env and "HTTP_CONTENT_LENGTH" not in env
