@@ -14,16 +14,24 @@
  *
  *   --lesson keep-dup-fd|no-reap|reap-once|no-eintr-retry puts one of these
  *   bugs back, to see it (docs/tutorial.md); never on by default.
+ *
+ *   Speed: after every fork() each page the parent writes is a copy-on-write
+ *   fault, and the child faults on every page it touches. So the parent's
+ *   loop writes as little as it can (its stack, and the block below, which
+ *   children do not inherit), and the child does only its own connection
+ *   (docs/benchmarks.md, issue 19).
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "conn.h"
 #include "handler.h"
@@ -36,10 +44,14 @@
 #include "worker.h"
 
 /* The children alive, for the graceful stop. Changed by the SIGCHLD handler,
- * so the main loop changes it only with SIGCHLD blocked. */
-static pid_t *children;
-static volatile sig_atomic_t live_children;
-static int children_cap;
+ * so the main loop changes it only with SIGCHLD blocked. Room for
+ * --max-conns, in a mapping the children do not inherit (MADV_DONTFORK):
+ * the parent's writes to it are no copy-on-write faults. */
+static struct kids {
+    volatile sig_atomic_t live;
+    pid_t pid[];
+} *kids;
+static size_t kids_len;
 /* --lesson reap-once: one waitpid() per SIGCHLD, the tutorial's bug */
 static volatile sig_atomic_t reap_once;
 
@@ -73,10 +85,10 @@ static void reap_children(int signo)
             sb->reaped++;
             sb->slot[0].active--;
         }
-        for (int i = 0; i < live_children; i++) {
-            if (children[i] == pid) {
-                children[i] = children[live_children - 1];
-                live_children--;
+        for (int i = 0; kids && i < kids->live; i++) {
+            if (kids->pid[i] == pid) {
+                kids->pid[i] = kids->pid[kids->live - 1];
+                kids->live--;
                 break;
             }
         }
@@ -88,8 +100,10 @@ static void reap_children(int signo)
     errno = saved_errno;
 }
 
-/* fork() failed (EAGAIN: process limit; ENOMEM): tell this client, go on. */
-static void refuse(int fd)
+/* fork() failed (EAGAIN: process limit; ENOMEM): tell this client, go on.
+ * Not inlined: its 4 KiB buffer would widen the accept loop's stack frame
+ * to two pages, two copy-on-write faults per fork instead of one. */
+static __attribute__((noinline)) void refuse(int fd)
 {
     static const char msg[] =
         "HTTP/1.1 503 Service Unavailable\r\n"
@@ -125,22 +139,22 @@ static void wait_children(sigset_t *chld, const struct sigaction *reaper)
         sigprocmask(SIG_UNBLOCK, chld, NULL);
     }
     sigprocmask(SIG_BLOCK, chld, NULL);
-    for (int i = 0; i < live_children; i++)
-        kill(children[i], SIGTERM);
+    for (int i = 0; i < kids->live; i++)
+        kill(kids->pid[i], SIGTERM);
     sigprocmask(SIG_UNBLOCK, chld, NULL);
     uint64_t end = now_ms() + (uint64_t)cfg.grace;
-    while (live_children > 0 && now_ms() < end)
+    while (kids->live > 0 && now_ms() < end)
         poll(NULL, 0, 10); /* SIGCHLD interrupts the sleep and reaps */
     sigprocmask(SIG_BLOCK, chld, NULL);
-    if (live_children > 0)
-        warn("%d children still running after --grace; killing them", (int)live_children);
-    for (int i = 0; i < live_children; i++)
-        kill(children[i], SIGKILL);
+    if (kids->live > 0)
+        warn("%d children still running after --grace; killing them", (int)kids->live);
+    for (int i = 0; i < kids->live; i++)
+        kill(kids->pid[i], SIGKILL);
     sigprocmask(SIG_UNBLOCK, chld, NULL);
-    while (live_children > 0)
+    while (kids->live > 0)
         poll(NULL, 0, 10);
-    free(children);
-    children = NULL;
+    munmap(kids, kids_len);
+    kids = NULL;
 }
 
 /* What --lesson breaks, for the warning at start. */
@@ -164,6 +178,14 @@ static const char *lesson_symptom(void)
 
 int model_fork(int lfd)
 {
+    kids_len = sizeof *kids + (size_t)cfg.max_conns * sizeof(pid_t);
+    kids = mmap(NULL, kids_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (kids == MAP_FAILED) {
+        kids = NULL;
+        log_error("fork model: mmap:");
+        return 1;
+    }
+    madvise(kids, kids_len, MADV_DONTFORK);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = reap_children;
@@ -184,6 +206,11 @@ int model_fork(int lfd)
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
+    /* the status page shows the listen queue; a child records it before it
+     * closes the listener, but only when there is a status page to show */
+    int want_queue = 0;
+    for (int i = 0; i < cfg.nmounts; i++)
+        want_queue |= cfg.mounts[i].kind == MOUNT_STATUS;
 
     sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
@@ -199,7 +226,7 @@ int model_fork(int lfd)
          * the listen queue until one ends (a flood of idle connections must
          * not become a flood of processes) */
         sigprocmask(SIG_BLOCK, &chld, &old);
-        while (live_children >= cfg.max_conns && !sig_stop)
+        while (kids->live >= cfg.max_conns && !sig_stop)
             sigsuspend(&old); /* SIGCHLD (a child reaped) or a stop */
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (sig_stop)
@@ -227,13 +254,16 @@ int model_fork(int lfd)
             net_addr_str(&peer, ip, sizeof ip, &port);
             vlog("accepted connection from %s port %d (fd %d)", ip, port, fd);
         }
+        /* the Date header, rebuilt here once a second, not in every child */
+        http_date_now();
         /* keep SIGCHLD out while the child is counted, so the count never goes negative */
         sigprocmask(SIG_BLOCK, &chld, &old);
         pid_t pid = fork();
         if (pid == 0) {
             /* the child: the listening socket is the parent's business */
             sig_close_on_stop = -1; /* before the number can be reused */
-            net_queue_remember(lfd); /* the status page's listen queue */
+            if (want_queue)
+                net_queue_remember(lfd); /* the status page's listen queue */
             close(lfd);
             net_close_extra();
             net_listen_fd = -1;
@@ -247,16 +277,7 @@ int model_fork(int lfd)
             _exit(0);
         }
         if (pid > 0) {
-            if (live_children == children_cap) {
-                int cap = children_cap ? children_cap * 2 : 256;
-                pid_t *n = realloc(children, (size_t)cap * sizeof *n);
-                if (n) {
-                    children = n;
-                    children_cap = cap;
-                }
-            }
-            if (live_children < children_cap)
-                children[live_children++] = pid;
+            kids->pid[kids->live++] = pid; /* fewer than --max-conns: see above */
             if (sb) { /* still under the SIGCHLD block: the handler cannot interleave */
                 sb->slot[0].accepted++;
                 sb->slot[0].active++;
