@@ -104,6 +104,25 @@ def cpu_seconds(root):
     return total / CLK_TCK
 
 
+def minor_faults(root):
+    """(the root's own minflt, its children's: live ones' minflt + the root's
+    cminflt, the reaped ones) from /proc/PID/stat fields 10 and 11."""
+    own = kids = 0
+    for p in tree(root):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rindex(")") + 2:].split()  # rest[7] = field 10 (minflt)
+        if p == root:
+            own += int(rest[7])
+            kids += int(rest[8])
+        else:
+            kids += int(rest[7])
+    return own, kids
+
+
 def rss_kib(root):
     total = 0
     for p in tree(root):
@@ -157,7 +176,7 @@ class Server:
                 raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): "
                                    + open(err).read()[-500:])
             if self.port is None:  # forkhttpd: the first stdout line tells the port
-                m = re.search(r"Serving HTTP on \S+ port (\d+)", open(out).read())
+                m = re.search(r"Serving HTTPS? on \S+ port (\d+)", open(out).read())
                 if m:
                     self.port = int(m.group(1))
             if self.port and port_open(self.port):
@@ -237,8 +256,9 @@ WORKLOADS = {
 def wrk(server, wl, secs):
     path, conns, extra, _unit = WORKLOADS[wl]
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--timeout", "2s"]
-    cmd += extra + [f"http://127.0.0.1:{server.port}{path}"]
+    cmd += extra + [f"{getattr(server, 'scheme', 'http')}://127.0.0.1:{server.port}{path}"]
     c0 = cpu_seconds(server.pid)
+    f0 = minor_faults(server.pid)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 30)
         out = r.stdout + r.stderr
@@ -247,6 +267,7 @@ def wrk(server, wl, secs):
         out += "\nwrk did not stop by itself (killed)"
     time.sleep(0.1)  # let short-lived children finish and be reaped
     c1 = cpu_seconds(server.pid)
+    f1 = minor_faults(server.pid)
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
     reqs = int(m.group(1)) if m else 0
     m2 = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -257,6 +278,8 @@ def wrk(server, wl, secs):
         for k, v in zip(("connect", "read", "write", "timeout"), m3.groups()):
             if int(v):
                 errors[k] = int(v)
+    m5 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)  # with --latency
+    p99 = float(m5.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m5.group(2)] if m5 else None
     m4 = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m4:
         errors["non2xx"] = int(m4.group(1))
@@ -266,20 +289,23 @@ def wrk(server, wl, secs):
         errors["server_died"] = server.proc.returncode
     cpu = c1 - c0
     return {"rps": rps, "reqs": reqs, "cpu_s": round(cpu, 3),
-            "cpu_us": (cpu / reqs * 1e6) if reqs else None,
+            "faults_parent": (f1[0] - f0[0]) / reqs if reqs else None,
+            "faults_children": (f1[1] - f0[1]) / reqs if reqs else None,
+            "cpu_us": (cpu / reqs * 1e6) if reqs else None, "p99_ms": p99,
             "mibs": rps * (MIB if wl == "W4" else 0) / MIB, "errors": errors}
 
 
 def compare(wl, a, b, label, ref_label):
     """Alternate A,B,B,A,A,B ... PAIRS times; return the row's numbers."""
     log(f"== {wl}: {label} vs {ref_label}: {PAIRS} pairs x {SECS} s")
-    wrk(a, wl, 1)  # warm-up, not counted
-    wrk(b, wl, 1)
+    run = CLIENTS.get(wl, wrk)  # the TLS rows' other clients (h2load, forkload)
+    run(a, wl, 1)  # warm-up, not counted
+    run(b, wl, 1)
     runs_a, runs_b, rate_r, cpu_r = [], [], [], []
     for i in range(PAIRS):
         order = [(a, runs_a), (b, runs_b)] if i % 2 == 0 else [(b, runs_b), (a, runs_a)]
         for srv, runs in order:
-            runs.append(wrk(srv, wl, SECS))
+            runs.append(run(srv, wl, SECS))
         ra, rb = runs_a[-1], runs_b[-1]
         if ra["rps"] and rb["rps"]:
             rate_r.append(ra["rps"] / rb["rps"])
@@ -324,6 +350,245 @@ def fmt_us(x):
 
 def err_text(e):
     return (" [" + ", ".join(f"{k} {v}" for k, v in e.items()) + "]") if e else ""
+
+
+# ---------------------------------------------------------------- fork ceilings
+
+BARE_FORK_C = os.path.join(TMP, "bare_fork")  # compiled by bench.sh from bench/bare_fork.c
+BARE_FORK_PY = os.path.join(HERE, "bench", "bare_fork.py")
+
+
+def fault_note(r):
+    """Minor faults per connection of both servers of a row (medians of the runs)."""
+    def m(runs, k):
+        v = med([x[k] for x in runs if x.get(k) is not None])
+        return "-" if v is None else f"{v:.1f}"
+    return (f"{r['label']} {r['server']} vs {r['reference']}: minor faults per connection, "
+            f"parent + children (/proc minflt, cminflt): {m(r['runs'], 'faults_parent')} + "
+            f"{m(r['runs'], 'faults_children')}, against {m(r['ref_runs'], 'faults_parent')} + "
+            f"{m(r['ref_runs'], 'faults_children')}")
+
+
+def fork_ceiling_rows(up, down, row, skipped):
+    """Issue 19: the fork model against what fork-per-connection allows on this
+    machine, measured in the same run: a bare C fork server (read, write a
+    fixed answer, _exit) for --model fork, a bare Python one for --model fork
+    --wsgi (its process holds an interpreter too)."""
+    if os.access(BARE_FORK_C, os.X_OK):
+        fk = up(forkhttpd("fork-ceiling", "fork"))
+        bare = up(Server("bare-fork-c", [BARE_FORK_C, "0"]))
+        r = row("W2", fk, "forkhttpd fork (ceiling)", bare, "bare C fork server")
+        r["note"] = fault_note(r)
+        down(bare)
+        down(fk)
+    else:
+        skipped.append(f"fork ceiling row skipped: {BARE_FORK_C} not built (bench.sh compiles it)")
+    wsgi_so = os.path.join(BUILD, "wsgi.so")
+    if os.path.exists(wsgi_so):
+        pyapps = os.path.join(os.path.dirname(HERE), "apps", "python")
+        fk = up(forkhttpd("wsgi-fork-ceiling", "fork", "--pythonpath", pyapps, "--wsgi", "hello:app"))
+        bare = up(Server("bare-fork-py", [PY, BARE_FORK_PY, "0"]))
+        r = row("W2wsgi", fk, "forkhttpd --wsgi (fork, ceiling)", bare, "bare Python fork server")
+        r["note"] = fault_note(r)
+        down(bare)
+        down(fk)
+    else:
+        skipped.append(f"WSGI fork ceiling row skipped: {wsgi_so} not built")
+
+
+# ---------------------------------------------------------------- behind HAProxy
+
+def haproxy_front(name, backend_port):
+    """HAProxy (1 thread) in front of one backend, with PROXY v2; pinned to
+    CPU 1 with the client (the inner taskset overrides Server's CPU 0)."""
+    port = free_port()
+    conf = os.path.join(TMP, f"{name}.cfg")
+    with open(conf, "w") as f:
+        f.write(f"""# generated by scripts/bench.py
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse safe
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s 127.0.0.1:{backend_port} send-proxy-v2
+""")
+    hap = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    return Server(name, ["taskset", "-c", "1", hap, "-db", "-f", conf], port)
+
+
+def nginx_proxied():
+    """nginx (1 worker) that expects PROXY headers, as forkhttpd --proxy-protocol."""
+    port = free_port()
+    conf = os.path.join(TMP, "nginx-proxied.conf")
+    with open(conf, "w") as f:
+        f.write(f"""# generated by scripts/bench.py
+worker_processes 1;
+worker_rlimit_nofile 20000;
+error_log {TMP}/nginx-proxied.error.log;
+pid {TMP}/nginx-proxied.pid;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60;
+    server {{
+        listen 127.0.0.1:{port} proxy_protocol;
+        root {DOCROOT};
+        location = /hello {{ return 200 "Hello, World!\\n"; }}
+        location / {{ }}
+    }}
+}}
+""")
+    return Server("nginx-proxied", ["nginx", "-c", conf, "-p", TMP + "/", "-e",
+                                    f"{TMP}/nginx-proxied.error.log", "-g", "daemon off;"], port)
+
+
+def haproxy_rows(up, down, row, skipped):
+    """Issue 16: through HAProxy (1 thread, on the client's CPU, PROXY v2 to
+    the backend) to 1 forkhttpd event worker vs to 1 nginx worker."""
+    hap = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(hap):
+        skipped.append("HAProxy rows skipped: haproxy is not installed")
+        return
+    fh = up(forkhttpd("fh-proxied", "event", "--proxy-protocol", "--trusted-proxy", "127.0.0.1"))
+    ng = up(nginx_proxied())
+    hf = up(haproxy_front("haproxy-fh", fh.port))
+    hn = up(haproxy_front("haproxy-nginx", ng.port))
+    for name, srv in (("forkhttpd", hf), ("nginx", hn)):
+        code, _ = http_get(srv.port, "/hello")
+        if code != 200:
+            skipped.append(f"HAProxy rows skipped: /hello through HAProxy to {name} answers {code}")
+            break
+    else:
+        for wl in ("W1", "W2"):
+            r = row(wl, hf, "HAProxy → forkhttpd event", hn, "HAProxy → nginx")
+            r["note"] = (f"{r['label']} HAProxy → forkhttpd event: CPU/req is HAProxy's (the "
+                         "server measured is the front); the rate is the comparison")
+    for srv in (hn, hf, ng, fh):
+        down(srv)
+
+
+# ---------------------------------------------------------------- apps that wait
+
+def app_pool_rows(up, down, row, skipped):
+    """Issue 15: the app thread pool (--threads, default 32). Apps that never
+    wait must not pay for it: WSGI hello and C hello with the default flags
+    against --threads 0 (target: ≥0.95x req/s); a WSGI app that sleeps 50 ms
+    per call, 2 workers, 50 conns, against gunicorn -k gthread -w 2 --threads
+    32 (target: ≥1.0x req/s, p99 no higher)."""
+    WORKLOADS.update({
+        "Csleep0": ("/sleep?ms=0", 50, [], "req/s"),
+        "Sleep50": ("/", 50, ["--latency"], "req/s"),
+        "WSGIt": ("/", 50, [], "req/s"),
+        "W1t": ("/hello", 50, [], "req/s"),
+    })
+    LABELS.update({
+        "Csleep0": "C app thread-safe (sleep.so ms=0) keep-alive, 50 conns",
+        "Sleep50": "WSGI 50 ms sleep, 50 conns, 2 workers",
+        "WSGIt": "WSGI plain hello keep-alive, 50 conns",
+        "W1t": "W1 /hello keep-alive, 50 conns",
+    })
+    no_regress = ("≥0.95x req/s", lambda r: r["rate_ratio"]["median"] >= 0.95)
+    TARGETS.update({
+        ("WSGIt", "forkhttpd --wsgi (event, default --threads)"): no_regress,
+        ("W1t", "forkhttpd app hello.so (event, default --threads)"): no_regress,
+        ("Csleep0", "forkhttpd app sleep.so (event, default --threads)"): no_regress,
+        ("Sleep50", "forkhttpd --wsgi (event, 2 workers)"): (
+            "≥1.0x req/s, p99 ≤ gthread's",
+            lambda r: r["rate_ratio"]["median"] >= 1.0 and r["p99_ms"] is not None
+            and r["ref_p99_ms"] is not None and r["p99_ms"] <= r["ref_p99_ms"]),
+    })
+    pyapps = os.path.join(os.path.dirname(HERE), "apps", "python")
+    wsgi_so = os.path.join(BUILD, "wsgi.so")
+    # apps that never wait: the default flags against --threads 0
+    pairs = [("W1t", "hello.so", ["--app", f"/hello={HELLO_SO}:app"]),
+             ("Csleep0", "sleep.so", ["--app", f"/sleep={os.path.join(BUILD, 'sleep.so')}:app"])]
+    for wl, so, args in pairs:
+        if not os.path.exists(os.path.join(BUILD, so)):
+            skipped.append(f"{wl} row skipped: {BUILD}/{so} not built")
+            continue
+        a = up(forkhttpd(f"t-{wl}", "event", *args))
+        b = up(forkhttpd(f"t0-{wl}", "event", "--threads", "0", *args))
+        row(wl, a, f"forkhttpd app {so} (event, default --threads)", b, "--threads 0")
+        down(b)
+        down(a)
+    if not os.path.exists(wsgi_so):
+        skipped.append(f"app pool WSGI rows skipped: {wsgi_so} not built")
+        return
+    a = up(forkhttpd("t-wsgi", "event", "--pythonpath", pyapps, "--wsgi", "hello:app"))
+    b = up(forkhttpd("t0-wsgi", "event", "--threads", "0", "--pythonpath", pyapps,
+                     "--wsgi", "hello:app"))
+    row("WSGIt", a, "forkhttpd --wsgi (event, default --threads)", b, "--threads 0")
+    down(b)
+    down(a)
+    # an app that waits: against gunicorn's gthread worker
+    gunicorn = shutil.which("gunicorn") or "/usr/bin/gunicorn"
+    if not os.path.exists(gunicorn):
+        skipped.append("Sleep50 row skipped: gunicorn is not installed")
+        return
+    benchapps = os.path.join(HERE, "bench")
+    fh = up(forkhttpd("sleep50", "event", "--workers", "2", "--pythonpath", benchapps,
+                      "--wsgi", "sleep50:app"))
+    gport = free_port()
+    gu = up(Server("gthread-sleep50", [gunicorn, "-w", "2", "-k", "gthread", "--threads", "32",
+                                       "-b", f"127.0.0.1:{gport}", "--chdir", benchapps,
+                                       "sleep50:app"], gport))
+    time.sleep(1.0)  # gunicorn's workers import after the port opens
+    r = row("Sleep50", fh, "forkhttpd --wsgi (event, 2 workers)", gu,
+            "gunicorn -k gthread -w 2 --threads 32")
+    r["p99_ms"] = med([x["p99_ms"] for x in r["runs"] if x.get("p99_ms") is not None])
+    r["ref_p99_ms"] = med([x["p99_ms"] for x in r["ref_runs"] if x.get("p99_ms") is not None])
+    r["note"] = (f"{r['label']}: p99 latency (median of the runs) forkhttpd "
+                 f"{r['p99_ms'] or 0:.1f} ms, gunicorn gthread {r['ref_p99_ms'] or 0:.1f} ms")
+    down(gu)
+    down(fh)
+
+
+def threads_only():
+    """BENCH_ONLY=threads: only app_pool_rows, with the same table."""
+    write_docroot()
+    rows, skipped, started = [], [], []
+
+    def up(srv):
+        started.append(srv)
+        return srv.start()
+
+    def down(srv):
+        srv.stop()
+        if srv in started:
+            started.remove(srv)
+
+    def row(wl, fh, label, ref, ref_label="nginx"):
+        r = compare(wl, fh, ref, label, ref_label)
+        r["label"] = LABELS[wl]
+        rows.append(r)
+        return r
+
+    load0 = os.getloadavg()[0]
+    try:
+        app_pool_rows(up, down, row, skipped)
+    finally:
+        for s in list(started):
+            s.stop()
+    by = {(r["workload"], r["server"]): r for r in rows}
+    for key, (text, check) in TARGETS.items():
+        r = by.get(key)
+        if r and r["rate_ratio"]:
+            r["target"], r["ok"] = text, "✓" if check(r) else "✗"
+    table, notes = make_table(rows, skipped)
+    md = table + (f"\n{PAIRS} pairs of {SECS} s runs per row, alternating; servers pinned to CPU 0, "
+                  f"wrk -t1 on CPU 1; load average {load0:.2f} at the start, "
+                  f"{os.getloadavg()[0]:.2f} at the end (2 CPUs).\n")
+    md += "".join(f"- {n}\n" for n in notes)
+    print(md)
 
 
 # ---------------------------------------------------------------- W5
@@ -511,6 +776,11 @@ TARGETS = {
     ("WSGI", "forkhttpd --wsgi (event)"): ("≥3x gunicorn", lambda r: r["rate_ratio"]["median"] >= 3.0),
     ("Flask", "forkhttpd --wsgi (event)"): ("≥1.3x gunicorn", lambda r: r["rate_ratio"]["median"] >= 1.3),
     ("W2wsgi", "forkhttpd --wsgi (fork)"): ("≥5x tutorial", lambda r: r["rate_ratio"]["median"] >= 5.0),
+    ("W2", "forkhttpd fork (ceiling)"): ("≥0.9x bare", lambda r: r["rate_ratio"]["median"] >= 0.9),
+    ("W1", "HAProxy → forkhttpd event"): ("≥1.0x", lambda r: r["rate_ratio"]["median"] >= 1.0),
+    ("W2", "HAProxy → forkhttpd event"): ("≥1.0x", lambda r: r["rate_ratio"]["median"] >= 1.0),
+    ("W2wsgi", "forkhttpd --wsgi (fork, ceiling)"): ("≥0.9x bare",
+                                                     lambda r: r["rate_ratio"]["median"] >= 0.9),
 }
 
 
@@ -537,7 +807,7 @@ def make_table(rows, skipped):
     lines = []
     notes = []
     for r in rows:
-        if r["workload"] == "W5":
+        if r["workload"] in ("W5", "TLS-W5"):
             lines.append(
                 f"| W5 idle {IDLE_CONNS:,} | {r['server']} | — | — | "
                 f"RSS {r['rss_before_kib'] / 1024:.1f} → {r['rss_held_kib'] / 1024:.1f} MiB | "
@@ -563,6 +833,9 @@ def make_table(rows, skipped):
         if r["ref_errors"]:
             notes.append(f"{r['label']} {r['reference']} (next to {r['server']}): wrk reported "
                          f"{errors_text(r['ref_errors'])} over {PAIRS} runs")
+    for r in rows:
+        if r.get("note"):
+            notes.append(r["note"])
     for s in skipped:
         notes.append(s)
     return head + "\n".join(lines) + "\n", notes
@@ -579,6 +852,397 @@ LABELS = {
     "Flask": "WSGI Flask hello keep-alive, 50 conns",
     "W2wsgi": "WSGI hello, new conn per request",
 }
+
+
+# ---------------------------------------------------------------- HTTPS and static compression
+# (issues 12 and 17.) TLS: an ECDSA P-256 certificate made here with the
+# openssl CLI, TLS 1.3 only on every server. Clients: wrk for W1 (keep-alive),
+# forkload for W2 (a full handshake per request: h2load resumes the session
+# when it reconnects, so it cannot measure full handshakes), h2load --h1 for
+# W4 (wrk's TLS client tops out near 200 MiB/s), forkload --hold for W5.
+
+FORKLOAD = os.path.join(BUILD, "forkload")
+TLS_DIR = os.path.join(TMP, "tls")
+PAGE20K = "page20k.html"
+
+
+def make_tls_cert():
+    """An ECDSA P-256 self-signed certificate for localhost/127.0.0.1: (cert, key)."""
+    os.makedirs(TLS_DIR, exist_ok=True)
+    cert, key = os.path.join(TLS_DIR, "cert.pem"), os.path.join(TLS_DIR, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    os.chmod(key, 0o644)  # nginx's master reads it as root anyway; h2o too
+    return cert, key
+
+
+def tls_negotiated(port):
+    """The protocol and cipher a default OpenSSL client gets: "TLSv1.3 TLS_AES_256_GCM_SHA384"."""
+    try:
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}"],
+                           input="", capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return "?"
+    m = re.search(r"New, (\S+), Cipher is (\S+)", r.stdout)
+    return f"{m.group(1)} {m.group(2)}" if m else "?"
+
+
+def https_get(port, path="/hello"):
+    r = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                        f"https://127.0.0.1:{port}{path}"], capture_output=True, text=True)
+    try:
+        return int(r.stdout.strip() or 0)
+    except ValueError:
+        return 0
+
+
+def nginx_tls_server(cert, key):
+    port = free_port()
+    conf = os.path.join(TMP, "nginx-tls.conf")
+    with open(conf, "w") as f:
+        f.write(f"""# generated by scripts/bench.py
+worker_processes 1;
+worker_rlimit_nofile 20000;
+error_log {TMP}/nginx-tls.error.log;
+pid {TMP}/nginx-tls.pid;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        ssl_session_cache shared:TLS:10m;
+        root {DOCROOT};
+        location = /hello {{ return 200 "Hello, World!\\n"; }}
+        location / {{ }}
+    }}
+}}
+""")
+    srv = Server("nginx-tls", ["nginx", "-c", conf, "-p", TMP + "/", "-e",
+                               f"{TMP}/nginx-tls.error.log", "-g", "daemon off;"], port)
+    srv.scheme = "https"
+    return srv
+
+
+def h2o_tls_server(cert, key):
+    """h2o (Debian's 2.2, 1 thread), serving the root's files: /hello is the
+    14-byte file (nginx and forkhttpd answer it the same)."""
+    port = free_port()
+    conf = os.path.join(TMP, "h2o.conf")
+    with open(conf, "w") as f:
+        f.write(f"""# generated by scripts/bench.py
+num-threads: 1
+max-connections: 16384
+error-log: {TMP}/h2o.error.log
+listen:
+  host: 127.0.0.1
+  port: {port}
+  ssl:
+    certificate-file: {cert}
+    key-file: {key}
+    minimum-version: TLSv1.3
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: {DOCROOT}
+""")
+    srv = Server("h2o-tls", ["h2o", "-c", conf], port)
+    srv.scheme = "https"
+    return srv
+
+
+def h2load_run(server, wl, secs):
+    """W4 over TLS: `h2load --h1 -c50 -D secs` (keep-alive, one request in flight per connection)."""
+    path, conns, extra, _unit = WORKLOADS[wl]
+    cmd = ["taskset", "-c", "1", "h2load", "--h1", "-t1", f"-c{conns}", "-D", str(secs)] + extra
+    cmd += [f"https://127.0.0.1:{server.port}{path}"]
+    c0 = cpu_seconds(server.pid)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
+        out = r.stdout + r.stderr
+    except subprocess.TimeoutExpired:
+        out = "h2load did not stop by itself (killed)"
+    time.sleep(0.1)
+    cpu = cpu_seconds(server.pid) - c0
+    errors = {}
+    m = re.search(r"finished in ([\d.]+)(ms|s),", out)
+    m2 = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                   r"(\d+) errored, (\d+) timeout", out)
+    reqs = int(m2.group(1)) if m2 else 0
+    secs_run = (float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)) if m else 0
+    if m2:
+        for k, v in zip(("failed", "errored", "timeout"), m2.groups()[1:]):
+            if int(v):
+                errors[k] = int(v)
+    else:
+        errors["h2load"] = out.strip().splitlines()[-1:] or ["no output"]
+    if not server.alive():
+        errors["server_died"] = server.proc.returncode
+    rps = reqs / secs_run if secs_run else 0.0
+    return {"rps": rps, "reqs": reqs, "cpu_s": round(cpu, 3),
+            "cpu_us": (cpu / reqs * 1e6) if reqs else None, "errors": errors}
+
+
+def forkload_run(server, wl, secs):
+    """TLS W2: forkload without --tls-resume, so every request is a new
+    connection with a full handshake; the handshake count is checked."""
+    path, conns, extra, _unit = WORKLOADS[wl]
+    cmd = ["taskset", "-c", "1", FORKLOAD, "--json", "--insecure", "--conns", str(conns),
+           "--duration", str(secs), "--timeout", "5"] + extra
+    cmd += [f"https://127.0.0.1:{server.port}{path}"]
+    c0 = cpu_seconds(server.pid)
+    errors = {}
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
+        j = json.loads(r.stdout)
+    except (subprocess.TimeoutExpired, ValueError) as e:
+        j = {}
+        errors["forkload"] = repr(e)[:200]
+    time.sleep(0.1)
+    cpu = cpu_seconds(server.pid) - c0
+    reqs = j.get("answered", 0)
+    if j.get("errors", {}).get("total"):
+        errors.update({k: v for k, v in j["errors"].items() if k != "total" and v})
+    tls = j.get("tls", {})
+    if "--tls-resume" not in extra and tls.get("resumed"):
+        errors["resumed"] = tls["resumed"]  # not a full handshake each: say so
+    if not server.alive():
+        errors["server_died"] = server.proc.returncode
+    return {"rps": j.get("requests_per_sec", 0.0), "reqs": reqs, "cpu_s": round(cpu, 3),
+            "cpu_us": (cpu / reqs * 1e6) if reqs else None, "errors": errors,
+            "handshakes": tls.get("handshakes")}
+
+
+WORKLOADS.update({
+    "TLS-W1": ("/hello", 50, [], "req/s"),
+    "TLS-W2": ("/hello", 50, [], "req/s"),
+    "TLS-W4": ("/1m.bin", 50, [], "MiB/s"),
+    "GZ": ("/" + PAGE20K, 50, ["-H", "Accept-Encoding: gzip, br"], "req/s"),
+})
+CLIENTS = {"TLS-W2": forkload_run, "TLS-W4": h2load_run}
+LABELS.update({
+    "TLS-W1": "TLS W1 /hello keep-alive, 50 conns (wrk)",
+    "TLS-W2": "TLS W2 /hello, full handshake per request, 50 conns (forkload)",
+    "TLS-W4": "TLS W4 /1m.bin keep-alive, 50 conns (h2load --h1; MiB/s)",
+    "GZ": "20 KiB HTML, keep-alive, Accept-Encoding: gzip, br",
+})
+TARGETS.update({
+    ("TLS-W1", "forkhttpd event TLS"): ("≥1.0x req/s, CPU ≤0.90x",
+                                        lambda r: r["rate_ratio"]["median"] >= 1.0
+                                        and r["cpu_ratio"]["median"] <= 0.90),
+    ("TLS-W2", "forkhttpd event TLS"): ("CPU ≤0.85x", lambda r: r["cpu_ratio"]["median"] <= 0.85),
+    ("TLS-W4", "forkhttpd event TLS"): ("≥1.3x MiB/s", lambda r: r["rate_ratio"]["median"] >= 1.3),
+    ("GZ", "forkhttpd --compress"): ("≥5x nginx gzip", lambda r: r["rate_ratio"]["median"] >= 5.0),
+    ("GZ", "forkhttpd --precompressed"): ("≥1.0x gzip_static",
+                                          lambda r: r["rate_ratio"]["median"] >= 1.0),
+})
+
+
+def established(port):
+    """ESTABLISHED TCP connections to 127.0.0.1:port (the server's side)."""
+    r = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                       capture_output=True, text=True, timeout=30)
+    return sum(1 for line in r.stdout.splitlines() if line.strip())
+
+
+def idle_hold_tls(server, label):
+    """TLS W5: IDLE_CONNS idle TLS keep-alive connections (2 forkload --hold
+    processes, a handshake and one request each): RSS before and while held."""
+    log(f"== TLS W5: {label}: {IDLE_CONNS} idle TLS keep-alive connections")
+    https_get(server.port)
+    time.sleep(0.5)
+    before = rss_kib(server.pid)
+    hold = 30 if IDLE_CONNS > 2000 else 15
+    per = [IDLE_CONNS // 2 + (1 if i < IDLE_CONNS % 2 else 0) for i in range(2)]
+    procs = []
+    for n in per:
+        p = subprocess.Popen(["taskset", "-c", "1", FORKLOAD, "--json", "--insecure", "--conns", str(n),
+                              "--hold", str(hold), "--timeout", str(hold),
+                              f"https://127.0.0.1:{server.port}/hello"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        with open(PGIDS, "a") as f:
+            f.write(f"{p.pid}\n")
+        procs.append(p)
+    res = {"workload": "TLS-W5", "server": label, "rss_before_kib": before}
+    t0 = time.time()
+    n_est = 0
+    while time.time() - t0 < hold - 5:
+        n_est = established(server.port)
+        if n_est >= IDLE_CONNS:
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)
+    res["rss_held_kib"] = rss_kib(server.pid)
+    res["established"] = n_est
+    codes, times = [], []
+    for _ in range(3):
+        t = time.time()
+        codes.append(https_get(server.port))
+        times.append(time.time() - t)
+        time.sleep(0.2)
+    still = established(server.port)
+    answered = 0
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=hold + 30)
+            answered += json.loads(out).get("answered", 0)
+        except (subprocess.TimeoutExpired, ValueError):
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+    res.update({"held": answered, "still_open": still, "new_client_codes": codes,
+                "new_client_s": times, "new_client_max_s": max(times), "server_alive": server.alive(),
+                "growth_mib": (res["rss_held_kib"] - before) / 1024.0})
+    log(f"   {n_est} established, {answered} answered; RSS {before / 1024:.1f} -> "
+        f"{res['rss_held_kib'] / 1024:.1f} MiB; new client {codes}")
+    return res
+
+
+def write_static_page():
+    """A 20 KiB HTML page of varied English-like text (it compresses about 4x,
+    like real pages), and its gzip sidecar for --precompressed/gzip_static."""
+    import gzip
+    import random
+    rnd = random.Random(17)
+    words = ("the server answers every request with a file from its root when the path names "
+             "one and otherwise with an error page that says why it could not be found or read "
+             "while compression makes text smaller on the wire for browsers").split()
+    out, n = [], 0
+    out.append("<!DOCTYPE html><html><head><title>bench</title></head><body>\n")
+    while n < 20 * 1024 - 200:
+        p = "<p>" + " ".join(rnd.choice(words) for _ in range(rnd.randint(20, 60))) + \
+            f" ({rnd.randint(0, 99999)}).</p>\n"
+        out.append(p)
+        n += len(p)
+    out.append("</body></html>\n")
+    data = "".join(out).encode()[:20 * 1024]
+    with open(os.path.join(DOCROOT, PAGE20K), "wb") as f:
+        f.write(data)
+    gz = os.path.join(DOCROOT, PAGE20K + ".gz")
+    with open(gz, "wb") as f:
+        f.write(gzip.compress(data, 9))
+    return data
+
+
+def nginx_gzip_server(name, static):
+    """nginx with `gzip on; gzip_comp_level 1` (on the fly), or `gzip_static on`."""
+    port = free_port()
+    conf = os.path.join(TMP, f"{name}.conf")
+    gz = "gzip_static on;" if static else "gzip on; gzip_comp_level 1; gzip_types text/html;"
+    with open(conf, "w") as f:
+        f.write(f"""# generated by scripts/bench.py
+worker_processes 1;
+error_log {TMP}/{name}.error.log;
+pid {TMP}/{name}.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60;
+    types {{ text/html html; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {DOCROOT};
+        {gz}
+        location / {{ }}
+    }}
+}}
+""")
+    return Server(name, ["nginx", "-c", conf, "-p", TMP + "/", "-e", f"{TMP}/{name}.error.log",
+                         "-g", "daemon off;"], port)
+
+
+def content_encoding(port, path):
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-D", "-", "-H", "Accept-Encoding: gzip, br",
+                        "--max-time", "5", f"http://127.0.0.1:{port}{path}"],
+                       capture_output=True, text=True)
+    m = re.search(r"(?im)^content-encoding:\s*(\S+)", r.stdout)
+    return m.group(1) if m else "identity"
+
+
+def tls_rows(up, down, row, skipped, rows):
+    """Issue 12: forkhttpd's event model over TLS 1.3 against nginx (and h2o)."""
+    for tool in ("openssl", "h2load", "ss"):
+        if not shutil.which(tool):
+            skipped.append(f"TLS rows skipped: {tool} is not installed (h2load: nghttp2-client)")
+            return
+    if not os.access(FORKLOAD, os.X_OK):
+        skipped.append(f"TLS rows skipped: {FORKLOAD} not built")
+        return
+    cert, key = make_tls_cert()
+    fh = forkhttpd("event-tls", "event", "--max-conns", "12000", "--tls-cert", cert, "--tls-key", key,
+                   "--tls-protocols", "TLSv1.3")
+    fh.scheme = "https"
+    fh = up(fh)
+    refs = [("nginx", up(nginx_tls_server(cert, key)))]
+    if shutil.which("h2o"):
+        try:
+            refs.append(("h2o 2.2", up(h2o_tls_server(cert, key))))
+        except RuntimeError as e:
+            skipped.append(f"h2o TLS rows skipped: {str(e)[:200]}")
+    else:
+        skipped.append("h2o TLS rows skipped: h2o is not installed (Debian h2o)")
+    skipped.append("TLS rows: negotiated by a default OpenSSL 3 client (wrk, h2load and forkload "
+                   "offer the same suites): " + "; ".join(
+                       f"{n} {tls_negotiated(x.port)}" for n, x in [("forkhttpd", fh)] + refs) +
+                   ". Goals (issue 12): TLS W1 ≥1.0x nginx req/s and CPU/req ≤0.90x; TLS W2 "
+                   "CPU/req ≤0.85x; TLS W4 ≥1.3x MiB/s; TLS W5: RSS growth next to nginx's")
+    for name, ref in refs:
+        if https_get(ref.port) != 200 or https_get(fh.port) != 200:
+            skipped.append(f"TLS rows vs {name} skipped: /hello over https does not answer 200")
+            continue
+        for wl in ("TLS-W1", "TLS-W2", "TLS-W4"):
+            r = row(wl, fh, "forkhttpd event TLS", ref, f"{name} TLS")
+            if wl == "TLS-W2":
+                hs = [x.get("handshakes") for x in r["runs"] + r["ref_runs"]]
+                r["note"] = (f"{r['label']} vs {name}: every request a new connection and a full "
+                             f"TLS 1.3 handshake (forkload counted {sum(h or 0 for h in hs)} "
+                             "handshakes, none resumed)")
+    for name, ref in refs:
+        if name == "nginx":
+            down(fh)
+            fh5 = up(forkhttpd("event-tls-w5", "event", "--max-conns", "12000", "--tls-cert", cert,
+                               "--tls-key", key, "--tls-protocols", "TLSv1.3"))
+            rows.append(idle_hold_tls(fh5, "forkhttpd event TLS"))
+            down(fh5)
+            rows.append(idle_hold_tls(ref, "nginx TLS"))
+    for _, ref in refs:
+        down(ref)
+    down(fh)
+
+
+def compress_rows(up, down, row, skipped):
+    """Issue 17: a 20 KiB HTML page to a client that accepts gzip and br:
+    --compress (made once, kept in the open-file cache) vs nginx gzip level 1
+    (compressed per request), and --precompressed vs gzip_static (both send
+    the same .gz sidecar: there is no .br, nginx has no brotli here)."""
+    write_static_page()
+    pairs = (("forkhttpd --compress", ["--compress"], "nginx-gzip", False, "nginx gzip on, level 1"),
+             ("forkhttpd --precompressed", ["--precompressed"], "nginx-gzip-static", True,
+              "nginx gzip_static on"))
+    for label, flags, ngname, static, reflabel in pairs:
+        fh = up(forkhttpd(f"fh-{ngname}", "event", *flags))
+        ng = up(nginx_gzip_server(ngname, static))
+        encs = (content_encoding(fh.port, "/" + PAGE20K), content_encoding(ng.port, "/" + PAGE20K))
+        if encs[1] != "gzip" or encs[0] not in ("gzip", "br"):
+            skipped.append(f"GZ row {label} skipped: Content-Encoding {encs[0]} vs {encs[1]}")
+        else:
+            r = row("GZ", fh, label, ng, reflabel)
+            r["note"] = (f"{r['label']}: {label} sends {encs[0]}, {reflabel} sends {encs[1]}")
+        down(ng)
+        down(fh)
 
 
 # ---------------------------------------------------------------- main
@@ -633,6 +1297,12 @@ def main():
             for wl in ("W1", "W2"):
                 row(wl, srv, f"forkhttpd {model}", nginx)
             down(srv)
+
+        # The fork model against its own ceiling (issue 19).
+        fork_ceiling_rows(up, down, row, skipped)
+
+        # Behind a balancer (issue 16).
+        haproxy_rows(up, down, row, skipped)
 
         # The tutorial's own Python fork server, W2 only (it closes every connection).
         if os.path.exists(TUTORIAL):
@@ -705,6 +1375,13 @@ def main():
                 down(tut)
                 down(fh)
 
+        # Apps that wait, and apps that do not, with the app pool (issue 15).
+        app_pool_rows(up, down, row, skipped)
+
+        # HTTPS (issue 12) and static compression (issue 17).
+        tls_rows(up, down, row, skipped, rows)
+        compress_rows(up, down, row, skipped)
+
         # W5: idle connections, on a fresh event server, and on nginx.
         ev5 = up(forkhttpd("event-w5", "event", "--max-conns", "12000"))
         rows.append(idle_hold(ev5, "forkhttpd event"))
@@ -766,5 +1443,62 @@ def main():
     log(f"wrote {BUILD}/bench.md and {BUILD}/bench.json")
 
 
+def main_only(groups):
+    """BENCH_ONLY=tls,gz: only those groups of rows (tls: TLS W1, W2, W4 and
+    W5 against nginx and h2o; gz: the static compression rows), with the same
+    table; also written to build/bench-only.md and .json."""
+    t_start = time.time()
+    write_docroot()
+    rows, skipped, started = [], [], []
+
+    def up(srv):
+        started.append(srv)
+        return srv.start()
+
+    def down(srv):
+        srv.stop()
+        if srv in started:
+            started.remove(srv)
+
+    def row(wl, fh, label, ref, ref_label="nginx"):
+        r = compare(wl, fh, ref, label, ref_label)
+        r["label"] = LABELS[wl]
+        rows.append(r)
+        return r
+
+    load0 = os.getloadavg()[0]
+    try:
+        if "tls" in groups:
+            tls_rows(up, down, row, skipped, rows)
+        if "gz" in groups:
+            compress_rows(up, down, row, skipped)
+    finally:
+        for srv in list(started):
+            srv.stop()
+    by = {(r["workload"], r["server"]): r for r in rows}
+    for key, (text, check) in TARGETS.items():
+        r = by.get(key)
+        if r and r.get("rate_ratio") and r.get("cpu_ratio"):
+            r["target"], r["ok"] = text, "✓" if check(r) else "✗"
+    table, notes = make_table(rows, skipped)
+    md = table + (f"\n{PAIRS} pairs of {SECS} s runs per row, alternating; servers pinned to CPU 0, "
+                  f"the client on CPU 1; {(time.time() - t_start) / 60:.1f} min; load average "
+                  f"{load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (2 CPUs).\n")
+    md += "".join(f"- {n}\n" for n in notes)
+    print(md)
+    os.makedirs(BUILD, exist_ok=True)
+    with open(os.path.join(BUILD, "bench-only.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(BUILD, "bench-only.json"), "w") as f:
+        json.dump({"pairs": PAIRS, "seconds": SECS, "quick": QUICK, "rows": rows, "notes": notes},
+                  f, indent=1, default=str)
+
+
 if __name__ == "__main__":
-    main()
+    ONLY = [g for g in os.environ.get("BENCH_ONLY", "").split(",") if g and g != "threads"]
+    if os.environ.get("BENCH_ONLY") == "threads":
+        threads_only()
+    elif ONLY:  # BENCH_ONLY=tls,gz
+        main_only(ONLY)
+    else:
+        main()

@@ -4,7 +4,8 @@
 #
 #   BENCH_PAIRS=7 BENCH_SECONDS=3   alternating pairs per row, seconds per run
 #   BENCH_QUICK=1                   3 pairs of 1 s runs: a smoke test
-#   BENCH_IDLE_CONNS=10000          connections held in W5
+#   BENCH_IDLE_CONNS=10000          connections held in W5 (and TLS W5)
+#   BENCH_ONLY=tls,gz               only the HTTPS rows and/or the static compression rows
 #   BUILD=build                     where forkhttpd, hello.so and the results are
 #
 # The orchestration and statistics are in scripts/bench.py; this wrapper installs
@@ -25,7 +26,10 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
 command -v lighttpd >/dev/null || [[ -x /usr/sbin/lighttpd ]] || need+=(lighttpd)
+command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy) # the balancer rows
 [[ -x /usr/bin/gunicorn ]] || need+=(gunicorn)
+command -v h2load >/dev/null || need+=(nghttp2-client) # TLS rows: W4 over TLS
+command -v h2o >/dev/null || need+=(h2o)               # TLS rows: the second reference
 command -v curl >/dev/null || need+=(curl)
 command -v taskset >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then
@@ -34,7 +38,7 @@ if ((${#need[@]})); then
     apt-get install -y "${need[@]}" >/dev/null 2>&1 ||
         { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
     # A package's service must not stay up (policy-rc.d usually prevents it anyway).
-    for svc in nginx lighttpd; do
+    for svc in nginx lighttpd haproxy h2o; do
         if [[ " ${need[*]} " == *" $svc"* ]] && command -v service >/dev/null; then
             service "$svc" stop >/dev/null 2>&1 || true
         fi
@@ -66,6 +70,11 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The fork model's ceiling (issue 19): a bare C fork-per-connection server,
+# built here; bench.py skips its row when it is missing.
+"${CC:-cc}" -std=gnu11 -O2 -o "$tmp/bare_fork" scripts/bench/bare_fork.c ||
+    echo "bench.sh: scripts/bench/bare_fork.c did not compile; its row is skipped" >&2
 
 /usr/bin/python3 scripts/bench.py "$tmp" &
 py=$!
