@@ -1,6 +1,8 @@
-/* compress.c - gzip and brotli over whole buffers (see compress.h). */
+/* compress.c - gzip and brotli over whole buffers, gzip over a stream (see compress.h). */
 #include "compress.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -57,6 +59,98 @@ struct blob *compress_buf(enum content_coding enc, const void *src, size_t len)
         b = NULL;
     }
     return b;
+}
+
+struct zstream {
+    z_stream z;
+    const unsigned char *in; /* input given, not yet passed to zlib */
+    size_t in_left;
+    enum zs_mode mode;
+    int want;     /* the input given is not consumed as its mode asks yet */
+    int finished; /* the gzip trailer is out */
+    char buf[ZS_BUF];
+};
+
+struct zstream *zs_new(enum content_coding enc)
+{
+    if (enc != ENC_GZIP)
+        return NULL;
+    struct zstream *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    memset(&s->z, 0, sizeof s->z);
+    if (deflateInit2(&s->z, COMPRESS_GZIP_LEVEL, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(s);
+        return NULL;
+    }
+    s->in = NULL;
+    s->in_left = 0;
+    s->mode = ZS_MORE;
+    s->want = 0;
+    s->finished = 0;
+    return s;
+}
+
+char *zs_buf(struct zstream *s)
+{
+    return s->buf;
+}
+
+void zs_input(struct zstream *s, const void *in, size_t len, enum zs_mode mode)
+{
+    s->in = in;
+    s->in_left = len;
+    s->mode = mode;
+    s->want = 1;
+}
+
+long zs_output(struct zstream *s, void *out, size_t cap)
+{
+    if (!s->want || s->finished)
+        return 0;
+    if (cap > LONG_MAX / 2)
+        cap = LONG_MAX / 2;
+    s->z.next_out = out;
+    s->z.avail_out = cap > UINT_MAX ? UINT_MAX : (uInt)cap;
+    for (;;) {
+        if (!s->z.avail_in && s->in_left) { /* zlib takes at most 4 GiB at a time */
+            uInt n = s->in_left > UINT_MAX ? UINT_MAX : (uInt)s->in_left;
+            s->z.next_in = (Bytef *)(uintptr_t)s->in;
+            s->z.avail_in = n;
+            s->in += n;
+            s->in_left -= n;
+        }
+        int last = !s->in_left; /* all the input is with zlib: the mode's flush applies */
+        int flush = !last || s->mode == ZS_MORE ? Z_NO_FLUSH
+                    : s->mode == ZS_FLUSH        ? Z_SYNC_FLUSH
+                                                 : Z_FINISH;
+        int rc = deflate(&s->z, flush);
+        if (rc == Z_STREAM_ERROR)
+            return -1;
+        if (rc == Z_STREAM_END)
+            s->finished = 1;
+        int consumed = last && !s->z.avail_in;
+        if (s->finished || (consumed && (s->mode == ZS_MORE || s->z.avail_out > 0)))
+            s->want = 0; /* (a sync flush is complete when it left room in out) */
+        if (!s->want || !s->z.avail_out)
+            break;
+        if (rc == Z_BUF_ERROR && s->z.avail_in) /* no progress possible: cannot be */
+            return -1;
+    }
+    return (long)((char *)s->z.next_out - (char *)out);
+}
+
+int zs_finished(const struct zstream *s)
+{
+    return s->finished;
+}
+
+void zs_free(struct zstream *s)
+{
+    if (!s)
+        return;
+    deflateEnd(&s->z);
+    free(s);
 }
 
 int compress_type_ok(const char *t)

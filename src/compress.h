@@ -1,4 +1,5 @@
-/* compress.h - the codecs: a whole buffer in, a pinned block out.
+/* compress.h - the codecs: a whole buffer in, a pinned block out; and a
+ * stream, for bodies that arrive in pieces.
  * gzip with zlib (level 6), brotli with libbrotlienc (quality 5, text mode).
  * The static handler keeps the result in its open-file cache, so a file is
  * compressed once per change, not once per request (docs/static.md). */
@@ -17,6 +18,29 @@
  * reference, the caller's), or NULL when it fails or does not come out
  * smaller than the input. */
 struct blob *compress_buf(enum content_coding enc, const void *src, size_t len);
+
+/* ---- streaming: app, CGI and WSGI bodies compressed as they are sent ----
+ * One stream per response (conn.c), gzip only: zlib's deflate (level 6, a
+ * 32 KiB window: about 270 KiB per stream, freed at the response's end).
+ * Give input with zs_input(), then take output with zs_output() until it
+ * returns 0; only then give the next input (zlib reads it in place: it must
+ * stay put until then). ZS_FLUSH ends with a sync flush, so everything given
+ * so far can be decoded by the client (streamed pieces arrive as they come). */
+enum zs_mode { ZS_MORE, ZS_FLUSH, ZS_FINISH };
+struct zstream;
+
+#define ZS_BUF 16384 /* the stream's own input buffer (zs_buf) */
+
+/* A new stream for enc (ENC_GZIP), or NULL (another coding, no memory). */
+struct zstream *zs_new(enum content_coding enc);
+/* Its input buffer: ZS_BUF bytes the caller may read source bytes into. */
+char *zs_buf(struct zstream *z);
+void zs_input(struct zstream *z, const void *in, size_t len, enum zs_mode mode);
+/* Up to cap compressed bytes into out: how many; 0 when the input given is
+ * consumed as its mode asked (flushed, or the stream finished); -1 on failure. */
+long zs_output(struct zstream *z, void *out, size_t cap);
+int zs_finished(const struct zstream *z);
+void zs_free(struct zstream *z); /* NULL is a no-op */
 
 /* Is a response of this media type worth compressing? Text (HTML, CSS, JS,
  * JSON, SVG, XML, plain text...); never images, fonts, archives, media. */

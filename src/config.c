@@ -101,6 +101,9 @@ static const char usage_text[] =
     "  --compress             gzip/brotli text files on the fly, kept in the file cache\n"
     "  --compress-min BYTES   smaller files are sent as they are (default 256)\n"
     "  --compress-cache BYTES compressed bytes kept per process (default 16777216)\n"
+    "  --compress-gateways on|off  with --compress, gzip app, CGI and WSGI text responses\n"
+    "                         too, as they stream (default on; a response opts out with\n"
+    "                         Cache-Control: no-transform)\n"
     "  --header [PREFIX=]'Name: value'  add a header to static files under PREFIX\n"
     "                         (default /; repeatable)\n"
     "  --error-page CODE=PATH serve the root's PATH for the static files' errors CODE\n"
@@ -495,6 +498,7 @@ enum { O_THREADS = 1000, O_APPQUEUE, O_APPTIMEOUT, O_APPSTUCK };
 enum { O_PROXYPROTO = 1200, O_TRUSTEDPROXY, O_FWDHEADER, O_HEALTH, O_DRAIN };
 enum { O_APPINLINE = 1400 };
 enum { O_ALOGFMT = 1500 };
+enum { O_COMPGW = 1600 };
 enum { O_MAXUNREAD = 1100, O_SPOOLBUDGET, O_MINRATE };
 enum { O_PRECOMP = 600, O_COMPRESS, O_COMPMIN, O_COMPCACHE, O_HEADER, O_ERRPAGE, O_FALLBACK,
        O_MIME, O_DEFTYPE };
@@ -563,6 +567,7 @@ static const struct option options[] = {
     {"compress", no_argument, 0, O_COMPRESS},
     {"compress-min", required_argument, 0, O_COMPMIN},
     {"compress-cache", required_argument, 0, O_COMPCACHE},
+    {"compress-gateways", required_argument, 0, O_COMPGW},
     {"header", required_argument, 0, O_HEADER},
     {"error-page", required_argument, 0, O_ERRPAGE},
     {"fallback", required_argument, 0, O_FALLBACK},
@@ -625,6 +630,7 @@ void config_parse(int argc, char **argv)
     cfg.unix_mode = 0660;
     cfg.compress_min = 256;
     cfg.compress_cache = 16 << 20;
+    cfg.compress_gateways = 1;
 
     int workers_set = 0, body_set = 0, unread_set = 0;
     opterr = 0; /* we print our own one-line errors */
@@ -723,6 +729,12 @@ void config_parse(int argc, char **argv)
         case O_COMPRESS: cfg.compress = 1; break;
         case O_COMPMIN: cfg.compress_min = parse_int("--compress-min", optarg, 0, 1 << 30); break;
         case O_COMPCACHE: cfg.compress_cache = parse_int("--compress-cache", optarg, 0, (int64_t)1 << 40); break;
+        case O_COMPGW:
+            if (strcmp(optarg, "on") == 0 || strcmp(optarg, "off") == 0)
+                cfg.compress_gateways = optarg[1] == 'n';
+            else
+                usage_error("--compress-gateways: 'on' or 'off', not '%s'", optarg);
+            break;
         case O_HEADER: parse_static_header(optarg); break;
         case O_ERRPAGE: parse_error_page(optarg); break;
         case O_FALLBACK:

@@ -134,6 +134,8 @@ struct config {
     int compress;            /* --compress: gzip/br text types on the fly */
     int64_t compress_min;    /* --compress-min: smaller files go as they are */
     int64_t compress_cache;  /* --compress-cache: bytes of compressed variants kept per process */
+    int compress_gateways;   /* --compress-gateways on|off: with --compress, app, CGI and WSGI
+                                responses too (default on; docs/static.md) */
     struct static_header {   /* --header [PREFIX=]'Name: value' */
         char *prefix;        /* "/" or "/x" (no trailing slash but for "/") */
         size_t prefix_len;

@@ -16,12 +16,14 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "compress.h"
 #include "config.h"
 #include "handler.h"
 #include "http_parse.h"
 #include "http_resp.h"
 #include "log.h"
 #include "environ.h"
+#include "owned_hdr.h"
 #include "proxy.h"
 #include "realip.h"
 #include "router.h"
@@ -76,6 +78,11 @@ struct exchange {
     int pending;       /* resp's body still to send after out (file/mem/stream) */
     int chunked_out;   /* frame the stream body as chunked */
     int is_head;
+    int gw;            /* the response is a gateway's (CGI, app, WSGI): --compress may code it */
+    struct zstream *z; /* ...coding its body as it is sent (NULL: as it is) */
+    int64_t z_left;    /* ...its memory or file bytes still to code */
+    int z_eof;         /* ...the source is exhausted: finishing */
+    int z_dirty;       /* ...source bytes given since the last flush */
     int after_flush;   /* a state to enter once out[] is sent (0: none): a request
                           that will wait (for its body, a CGI head, room in out)
                           first sends the answers queued before it */
@@ -132,6 +139,8 @@ static struct exchange *x_get(void)
     x->forwarded = 0;
     x->log_status = 0;
     x->body_from = x->body_to = 0;
+    x->gw = 0;
+    x->z = NULL;
     resp_init(&x->resp);
     http_req_init(&x->req);
     return x;
@@ -152,6 +161,8 @@ static void spool_close(struct exchange *x)
 static void x_put(struct exchange *x)
 {
     resp_release(&x->resp);
+    zs_free(x->z); /* a coded body cut short (the client gone, a timeout) */
+    x->z = NULL;
     spool_close(x);
     if (free_count >= 64) { /* keep a few for reuse: no malloc per request */
         free(x);
@@ -489,6 +500,7 @@ static void fail(struct conn *c, int status)
     resp_release(&x->resp);
     resp_init(&x->resp);
     resp_error(&x->resp, status);
+    x->gw = 0; /* the core's answer, not the gateway's */
     x->is_head = x->req.m == HTTP_M_HEAD;
     x->keep_alive = 0;
     x->linger = 1;
@@ -600,6 +612,7 @@ static void call_handler(struct conn *c)
 {
     struct exchange *x = c->x;
     router_call(&x->rq, &x->resp);
+    x->gw = x->rq.mount && (x->rq.mount->kind == MOUNT_CGI || x->rq.mount->kind == MOUNT_APP);
     if (x->resp.deferred.prepare)
         after_flush(c, S_PREPARE); /* earlier answers leave while the head is awaited */
     else
@@ -805,6 +818,7 @@ static void begin_request(struct conn *c)
 
     x->keep_alive = r->keep_alive && c->nreq < cfg.max_keepalive_requests && !sig_stop;
     x->is_head = r->m == HTTP_M_HEAD;
+    x->gw = 0;
     x->body_seen = 0;
     x->body_left = r->chunked ? -1 : (r->content_length > 0 ? r->content_length : 0);
     if (r->chunked)
@@ -946,6 +960,51 @@ static int read_body(struct conn *c)
     return 1;
 }
 
+/* --compress on a gateway's (CGI, app, WSGI) response, once, before its
+ * head is built (docs/static.md, "App, CGI and WSGI responses"): a text
+ * type with a body worth it, not coded or ranged already, no
+ * Cache-Control: no-transform, for a GET (not HEAD) without Range, gets
+ * Vary; if the client accepts gzip, Content-Encoding too, and its body is
+ * coded as it is sent (x->z; the length becomes unknown: chunked, or
+ * close-delimited on HTTP/1.0). What the header lines say is read in one
+ * place: owned_hdr_facts(). */
+static void gw_compress(struct exchange *x, int has_body)
+{
+    struct response *rs = &x->resp;
+    if (!cfg.compress_gateways || !has_body || rs->status == 206 || rs->body == BODY_NONE ||
+        (rs->length >= 0 && rs->length < cfg.compress_min) || http_req_header(&x->req, "Range"))
+        return;
+    struct hdr_facts f;
+    owned_hdr_facts(rs->hdr, rs->hdr_len, &f);
+    if (f.encoded || f.range || f.no_transform)
+        return;
+    char type[256];
+    if (!rs->content_type && (!f.type || f.type_len >= sizeof type))
+        return;
+    snprintf(type, sizeof type, "%.*s", (int)f.type_len, f.type ? f.type : "");
+    if (!compress_type_ok(rs->content_type ? rs->content_type : type))
+        return;
+    static const char vary[] = "Vary: Accept-Encoding\r\n", coded[] = "Content-Encoding: gzip\r\n";
+    if (rs->hdr_len + sizeof vary + sizeof coded > sizeof rs->hdr)
+        return; /* (no room for the fields: sent as it is) */
+    if (!f.vary_ae) { /* another Vary line adds to the app's (a list field) */
+        memcpy(rs->hdr + rs->hdr_len, vary, sizeof vary - 1);
+        rs->hdr_len += sizeof vary - 1;
+    }
+    if (x->is_head)
+        return; /* the head as it is: nothing is coded for a HEAD */
+    const struct http_header *ae = http_req_header(&x->req, "Accept-Encoding");
+    enum content_coding e = accept_enc_choose(ae ? ae->value.p : NULL, ae ? ae->value.len : 0,
+                                              ENC_BIT(ENC_GZIP));
+    if (e != ENC_GZIP || !(x->z = zs_new(e)))
+        return; /* identity (or no memory for a stream: sent as it is) */
+    memcpy(rs->hdr + rs->hdr_len, coded, sizeof coded - 1);
+    rs->hdr_len += sizeof coded - 1;
+    x->z_left = rs->length; /* (memory, file: their bytes; a stream: -1) */
+    x->z_eof = x->z_dirty = 0;
+    rs->length = -1;
+}
+
 /* Put the response head (and a small body) into out. */
 static void respond(struct conn *c)
 {
@@ -955,6 +1014,17 @@ static void respond(struct conn *c)
     if (sig_stop || rs->close)
         x->keep_alive = 0;
     int has_body = http_status_has_body(rs->status);
+    /* Room for the head, and for a small memory body (cached files), which
+     * is always copied now and never left pending; else flush first. */
+    size_t need = 4096 + RESP_HDR_CAP;
+    if (rs->body == BODY_MEM && has_body && !x->is_head && rs->length <= SMALL_FILE)
+        need += (size_t)rs->length;
+    if (x->out_len && x->out_len + need > OUT_CAP) {
+        after_flush(c, S_RESPOND);
+        return;
+    }
+    if (x->gw && cfg.compress)
+        gw_compress(x, has_body);
     x->chunked_out = 0;
     if (has_body && rs->length < 0) {
         if (http10)
@@ -964,15 +1034,6 @@ static void respond(struct conn *c)
     }
     if (!has_body || x->is_head)
         resp_release(rs); /* HEAD: same head, no body */
-    /* Room for the head, and for a small memory body (cached files), which
-     * is always copied now and never left pending; else flush first. */
-    size_t need = 4096 + RESP_HDR_CAP;
-    if (rs->body == BODY_MEM && rs->length <= SMALL_FILE)
-        need += (size_t)rs->length;
-    if (x->out_len && x->out_len + need > OUT_CAP) {
-        after_flush(c, S_RESPOND);
-        return;
-    }
     size_t hl = http_build_head(rs, x->keep_alive, http10, x->chunked_out,
                                 x->out + x->out_len, OUT_CAP - x->out_len);
     if (hl == 0) { /* cannot happen: heads are bounded by RESP_HDR_CAP */
@@ -990,7 +1051,9 @@ static void respond(struct conn *c)
     x->body_from = x->body_to = x->out_len;
 
     x->pending = 0;
-    if (rs->body == BODY_MEM && (size_t)rs->length <= OUT_CAP - x->out_len) {
+    if (x->z) {
+        x->pending = 1; /* coded as it is sent (z_pull) */
+    } else if (rs->body == BODY_MEM && (size_t)rs->length <= OUT_CAP - x->out_len) {
         memcpy(x->out + x->out_len, rs->mem, (size_t)rs->length);
         x->out_len += (size_t)rs->length;
         x->body_to = x->out_len;
@@ -1033,6 +1096,113 @@ static void respond(struct conn *c)
 
 #define WRITE_ALL_SENT 3
 
+/* A gateway's body coded on the fly (gw_compress): the next coded piece
+ * into out[] (a chunk on HTTP/1.1), taking the source as it comes: memory
+ * in one go, a file ZS_BUF at a time, a stream piece by piece. Whenever the
+ * producer has nothing more for now, what it gave is flushed (Z_SYNC_FLUSH)
+ * and sent, so streamed output reaches the client as it is written, without
+ * a flush (and its bytes) per small piece. At most Z_PULL_MAX source bytes
+ * a step (an event loop stays responsive). At the end, the last-chunk, and
+ * the stream is freed. 0: out[] has bytes (or the body is complete);
+ * FH_AGAIN: the producer is silent (*wfd); -1: failed. */
+#define Z_PULL_MAX (256 * 1024)
+static int z_pull(struct exchange *x, int *wfd)
+{
+    struct response *rs = &x->resp;
+    char *dst = x->out + (x->chunked_out ? CHUNK_PREFIX : 0);
+    size_t cap = OUT_CAP - 32, got = 0, taken = 0;
+    int flushed = 0;
+    while (got < cap) {
+        long n = zs_output(x->z, dst + got, cap - got);
+        if (n < 0) {
+            warn("compressing a response body failed; closing the connection");
+            return -1;
+        }
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        /* the input given so far is taken: give more, unless done */
+        if (zs_finished(x->z) || (got && flushed))
+            break;
+        if (x->z_eof) /* cannot be: finishing ends with zs_finished */
+            return -1;
+        if (taken >= Z_PULL_MAX) { /* enough for one step: out with it */
+            zs_input(x->z, NULL, 0, ZS_FLUSH);
+            x->z_dirty = 0;
+            flushed = 1;
+            continue;
+        }
+        const char *in = zs_buf(x->z);
+        ssize_t len = 0;
+        enum zs_mode mode = ZS_MORE;
+        if (rs->body == BODY_MEM) {
+            in = rs->mem;
+            len = (ssize_t)x->z_left;
+            rs->mem += len;
+            x->z_left = 0;
+        } else if (rs->body == BODY_FILE && x->z_left > 0) {
+            size_t want = x->z_left < ZS_BUF ? (size_t)x->z_left : ZS_BUF;
+            do
+                len = pread(rs->fd, zs_buf(x->z), want, rs->off);
+            while (len < 0 && errno == EINTR);
+            if (len <= 0) { /* the file shrank: its promised length cannot be kept */
+                warn("file shrank while being sent; closing the connection");
+                return -1;
+            }
+            rs->off += len;
+            x->z_left -= len;
+        } else if (rs->body == BODY_STREAM) {
+            len = rs->stream.read(rs->stream.ctx, zs_buf(x->z), ZS_BUF, wfd);
+            if (len == FH_AGAIN) { /* nothing more for now: what came goes out */
+                if (x->z_dirty) {
+                    zs_input(x->z, NULL, 0, ZS_FLUSH);
+                    x->z_dirty = 0;
+                    flushed = 1;
+                    continue;
+                }
+                if (got)
+                    break;
+                return FH_AGAIN;
+            }
+            if (len < 0)
+                return -1;
+        }
+        taken += (size_t)len;
+        x->z_dirty = len > 0;
+        if (len == 0) {
+            x->z_eof = 1;
+            mode = ZS_FINISH;
+        }
+        zs_input(x->z, in, (size_t)len, mode);
+    }
+    if (got) {
+        if (x->chunked_out) {
+            char hex[20];
+            int h = snprintf(hex, sizeof hex, "%zx\r\n", got);
+            x->out_sent = CHUNK_PREFIX - (size_t)h;
+            memcpy(x->out + x->out_sent, hex, (size_t)h);
+            memcpy(x->out + CHUNK_PREFIX + got, "\r\n", 2);
+            x->out_len = CHUNK_PREFIX + got + 2;
+            x->body_from = CHUNK_PREFIX; /* the coded piece, not its framing */
+        } else {
+            x->out_len = got;
+            x->body_from = 0;
+        }
+        x->body_to = x->body_from + got; /* the access log counts what is written */
+        return 0;
+    }
+    if (x->chunked_out) { /* finished, all of it out */
+        memcpy(x->out, "0\r\n\r\n", 5);
+        x->out_len = 5;
+    }
+    zs_free(x->z);
+    x->z = NULL;
+    resp_release(rs);
+    x->pending = 0;
+    return 0;
+}
+
 /* Send out[], then the pending body. Returns CONN_WRITE/CONN_READ to wait,
  * -1 on a dead connection, WRITE_ALL_SENT when everything is sent. */
 /* TCP_NODELAY when it matters (nginx's rule). Nagle holds a small segment
@@ -1063,7 +1233,7 @@ static int write_out(struct conn *c)
             int n = 1;
             iov[0].iov_base = x->out + x->out_sent;
             iov[0].iov_len = x->out_len - x->out_sent;
-            if (x->pending && rs->body == BODY_MEM) { /* large memory body: one writev */
+            if (x->pending && rs->body == BODY_MEM && !x->z) { /* large memory body: one writev */
                 iov[1].iov_base = (void *)(uintptr_t)rs->mem;
                 iov[1].iov_len = (size_t)rs->length;
                 n = 2;
@@ -1100,6 +1270,19 @@ static int write_out(struct conn *c)
         }
         if (!x->pending)
             return WRITE_ALL_SENT;
+        if (x->z) {
+            int wfd = -1;
+            int r = z_pull(x, &wfd);
+            if (r == FH_AGAIN) { /* a silent producer: as for a stream below */
+                if (c->tp->broken(c))
+                    return -1;
+                c->wait_fd = wfd;
+                return CONN_READ;
+            }
+            if (r < 0)
+                return -1;
+            continue;
+        }
         if (rs->body == BODY_MEM) {
             struct iovec one = {(void *)(uintptr_t)rs->mem, (size_t)rs->length};
             nodelay_before_write(c, x);

@@ -22,6 +22,20 @@ int owned_hdr_find(const char *name, size_t len);
 /* The table's spelling of entry i. */
 const char *owned_hdr_name(int i);
 
+/* What a response's header lines ("Name: value\r\n" each, as in struct
+ * response's hdr) say about transforming its body: the one place that reads
+ * them for --compress of app, CGI and WSGI responses (conn.c;
+ * docs/static.md). */
+struct hdr_facts {
+    const char *type;  /* the Content-Type value (not NUL-terminated), or NULL */
+    size_t type_len;
+    int encoded;       /* a Content-Encoding field: the body is coded already */
+    int range;         /* a Content-Range field: a part, not the whole body */
+    int no_transform;  /* Cache-Control: no-transform (RFC 9110 7.7): hands off */
+    int vary_ae;       /* Vary names Accept-Encoding (or is "*") already */
+};
+void owned_hdr_facts(const char *hdr, size_t len, struct hdr_facts *f);
+
 #define OWNED_HDR_COUNT 11 /* <= 32: cgi_head.dropped is a bit mask */
 
 #endif
