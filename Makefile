@@ -2,7 +2,7 @@
 #   make            build/forkhttpd, build/forkload, build/hello.so (and the other apps)
 #   make run        build and serve the demo site in www/ on http://127.0.0.1:8888
 #                   (make run HOST=0.0.0.0 PORT=8080: another address or port)
-#   make install    PREFIX=/usr/local, DESTDIR= (staging): binaries, apps, wsgi.so
+#   make install    PREFIX=/usr/local, DESTDIR= (staging): binaries, apps, wsgi.so, tls.so
 #   make test       install what the tests need, build, run every test (also under ASan+UBSan)
 #   make bench      forkhttpd next to nginx (a benchmark, never part of make test)
 #   make fuzz       run the libFuzzer drivers for a while
@@ -20,7 +20,9 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
           -Wmissing-prototypes -Wformat=2 -Wvla -Wcast-qual -Wwrite-strings \
           -Wno-unused-parameter
 CFLAGS += -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP
-LDLIBS += -ldl -lssl -lcrypto -lz -lbrotlienc
+# The core: libc and libdl (docs/architecture.md). OpenSSL is in build/tls.so
+# (TLS_LIBS, below), loaded only when HTTPS is configured (src/tls_load.c).
+LDLIBS += -ldl -lz -lbrotlienc
 # the app pool (src/app_pool.c) runs apps on threads
 CFLAGS  += -pthread
 LDFLAGS += -pthread
@@ -46,7 +48,7 @@ ifeq ($(SANITIZE),thread)
   LDFLAGS += -fsanitize=thread
 endif
 
-CORE_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+CORE_SRC  := $(filter-out src/main.c src/tls.c,$(wildcard src/*.c))
 CORE_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 LOAD_SRC  := $(wildcard tools/forkload/*.c)
 LOAD_OBJ  := $(patsubst tools/forkload/%.c,$(BUILD)/obj/forkload/%.o,$(LOAD_SRC))
@@ -57,6 +59,10 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 PYTEST := /usr/bin/python3 -m pytest
 
+# HTTPS: build/tls.so, the one unit that links OpenSSL (src/tls_module.h).
+TLS_SO   := $(BUILD)/tls.so
+TLS_LIBS := -lssl -lcrypto
+
 # --wsgi runs build/wsgi.so (src/wsgi/, docs/wsgi.md), built only where
 # Debian's libpython3.11-dev is installed.
 PYCONFIG := /usr/bin/python3.11-config
@@ -64,7 +70,7 @@ WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
 
 
 .PHONY: all run run-wsgi install test unit integration deps deps-build bench fuzz clean tsan soak
-all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO)
+all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO) $(TLS_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -90,6 +96,14 @@ $(BUILD)/wsgi.so: $(wildcard src/wsgi/*.c src/wsgi/*.h) src/http_parse.c include
 	  -DFH_PYTHON_EXE='"'"$$($(PYCONFIG) --exec-prefix)/bin/python3.11"'"' \
 	  -fPIC -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(filter %.c,$^) \
 	  $$($(PYCONFIG) --ldflags --embed)
+
+# HTTPS as a module: only fh_tls_module() is exported (-fvisibility=hidden);
+# -z defs: it needs nothing from the server's binary (the core lends it a table
+# of callbacks instead; not under the sanitizers, whose runtime clang leaves
+# undefined in a .so). -z nodelete: OpenSSL is never unloaded.
+$(TLS_SO): src/tls.c | $(BUILD)
+	$(CC) $(CFLAGS) -MF $@.d -fPIC -fvisibility=hidden -shared -Wl,-z,nodelete \
+	  $(if $(SANITIZE),,-Wl,-z,defs) $(LDFLAGS) -o $@ $< $(TLS_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(filter %.o,$^) $(LDLIBS)
@@ -132,7 +146,7 @@ deps-build:
 	@scripts/deps.sh --build
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging dir]. The server finds
-# wsgi.so next to its own binary (/proc/self/exe, links resolved): the binary
+# wsgi.so and tls.so next to its own binary (/proc/self/exe, links resolved): the binary
 # and the .so files live in PREFIX/lib/forkhttpd, PREFIX/bin/forkhttpd is a
 # link to it. The example apps go to PREFIX/lib/forkhttpd (C) and
 # PREFIX/share/forkhttpd (Python, CGI, the service files in contrib/); the
@@ -147,7 +161,7 @@ install: all
 	install -m 755 $(BUILD)/forkhttpd $(LIBDIR)/forkhttpd
 	ln -sf ../lib/forkhttpd/forkhttpd $(DESTDIR)$(PREFIX)/bin/forkhttpd
 	install -m 755 $(BUILD)/forkload $(DESTDIR)$(PREFIX)/bin/forkload
-	install -m 644 $(APPS) $(WSGI_SO) $(LIBDIR)/
+	install -m 644 $(APPS) $(WSGI_SO) $(TLS_SO) $(LIBDIR)/
 	install -m 644 include/forkhttpd_app.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 apps/python/*.py $(SHAREDIR)/python/
 	install -m 644 apps/python/djangoapp/*.py $(SHAREDIR)/python/djangoapp/
@@ -193,4 +207,4 @@ soak: all
 clean:
 	rm -rf build build-asan build-fuzz build-tsan
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/forkload/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/forkload/*.d $(BUILD)/tests/*.d $(BUILD)/tls.so.d)

@@ -21,7 +21,7 @@ LAYERS = [
     ("resp/parse", ["cgi_head", "environ", "resp", "http_resp", "accept_enc", "compress"]),
     ("handlers", ["handler", "h_static", "h_cgi", "h_app", "h_status", "app_*", "wsgi*"]),
     ("router", ["router"]),
-    ("conn", ["conn", "transport", "tls", "transport_*", "proxy*"]),
+    ("conn", ["conn", "transport", "tls", "tls_*", "transport_*", "proxy*"]),
     ("models", ["model", "model_*", "serve", "supervise", "worker", "main"]),
 ]
 

@@ -2,6 +2,11 @@
  * state machine drives non-blocking handshakes, reads and writes through it in
  * every model. See tls.h for the life cycle and docs/tls.md for the flags.
  *
+ * Built as the module build/tls.so (linked with libssl/libcrypto; the server
+ * binary is not): tls_load.c loads it when --tls-cert is given and calls it
+ * through fh_tls_module()'s table; it reaches the core only through the
+ * struct fh_tls_core given to setup() (tls_module.h).
+ *
  * A connection accepted on a TLS listener starts by peeking at its first
  * byte: 0x16 (a TLS handshake record) goes on as TLS; a letter is someone
  * speaking plain HTTP to an HTTPS port, which is answered with a 400 page
@@ -14,7 +19,7 @@
  * slot (TICKET_SLOT_S), so every worker of a generation - and every child of
  * the fork model - encrypts with the same key and accepts the previous slot's,
  * with no shared memory. Each process also keeps a session-ID cache. */
-#include "tls.h"
+#include "tls_module.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -37,8 +42,9 @@
 #include "config.h"
 #include "conn.h"
 #include "handler.h"
-#include "log.h"
+#include "net.h"
 #include "scoreboard.h"
+#include "transport.h"
 
 #define TICKET_SLOT_S 3600 /* a ticket key encrypts for an hour, decrypts for two */
 #define IO_CHUNK 65536     /* a write: four full 16 KiB records */
@@ -52,6 +58,10 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                               \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                               \
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+
+/* ---- the core (tls_module.h: lent to setup(), before any other call) ---- */
+
+static const struct fh_tls_core *core;
 
 /* ---- options (cfg: config.c) ---- */
 
@@ -97,16 +107,6 @@ static int parse_protocols(const char *list)
     min_proto = lo;
     max_proto = hi;
     return 0;
-}
-
-int tls_enabled(void)
-{
-    return cfg.ntls_cert > 0;
-}
-
-int tls_redirect_on(void)
-{
-    return cfg.redirect_https;
 }
 
 /* ---- contexts ---- */
@@ -233,23 +233,23 @@ static SSL_CTX *make_ctx(int i, char *err, size_t errcap)
         return NULL;
     }
     /* a full chain (leaf, then intermediates) in one PEM file */
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg.tls_cert[i]) != 1) {
-        snprintf(err, errcap, "--tls-cert %s: %s", cfg.tls_cert[i], ssl_reason(why, sizeof why));
+    if (SSL_CTX_use_certificate_chain_file(ctx, core->cfg->tls_cert[i]) != 1) {
+        snprintf(err, errcap, "--tls-cert %s: %s", core->cfg->tls_cert[i], ssl_reason(why, sizeof why));
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg.tls_key[i], SSL_FILETYPE_PEM) != 1) {
-        snprintf(err, errcap, "--tls-key %s: %s", cfg.tls_key[i], ssl_reason(why, sizeof why));
+    if (SSL_CTX_use_PrivateKey_file(ctx, core->cfg->tls_key[i], SSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errcap, "--tls-key %s: %s", core->cfg->tls_key[i], ssl_reason(why, sizeof why));
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
-        snprintf(err, errcap, "--tls-key %s: does not match the certificate in %s", cfg.tls_key[i],
-                 cfg.tls_cert[i]);
+        snprintf(err, errcap, "--tls-key %s: does not match the certificate in %s", core->cfg->tls_key[i],
+                 core->cfg->tls_cert[i]);
         goto fail;
     }
     SSL_CTX_set_min_proto_version(ctx, min_proto);
     SSL_CTX_set_max_proto_version(ctx, max_proto);
-    const char *ciphers = cfg.tls_ciphers ? cfg.tls_ciphers : DEFAULT_CIPHERS;
+    const char *ciphers = core->cfg->tls_ciphers ? core->cfg->tls_ciphers : DEFAULT_CIPHERS;
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
         snprintf(err, errcap, "--tls-ciphers '%s': %s", ciphers, ssl_reason(why, sizeof why));
         goto fail;
@@ -285,7 +285,7 @@ static void set_free(struct ctxset *s)
 static int set_load(struct ctxset *s, char *err, size_t errcap)
 {
     memset(s, 0, sizeof *s);
-    for (int i = 0; i < cfg.ntls_cert; i++) {
+    for (int i = 0; i < core->cfg->ntls_cert; i++) {
         SSL_CTX *ctx = make_ctx(i, err, errcap);
         if (!ctx) {
             set_free(s);
@@ -308,11 +308,14 @@ static void set_install(struct ctxset *s)
     }
 }
 
-int tls_setup(void)
+static void tls_free(void);
+
+static int tls_setup(const struct fh_tls_core *with)
 {
-    if (!cfg.ntls_cert)
+    core = with;
+    if (!core->cfg->ntls_cert)
         return 0;
-    if (cfg.tls_protocols && parse_protocols(cfg.tls_protocols) < 0)
+    if (core->cfg->tls_protocols && parse_protocols(core->cfg->tls_protocols) < 0)
         return -1;
     char err[1024];
     if (set_load(&cur, err, sizeof err) < 0) {
@@ -328,14 +331,14 @@ int tls_setup(void)
     return 0;
 }
 
-void tls_reload(void)
+static void tls_reload(void)
 {
-    if (!cfg.ntls_cert)
+    if (!core->cfg->ntls_cert)
         return;
     char err[1024];
     struct ctxset next;
     if (set_load(&next, err, sizeof err) < 0) {
-        log_error("reload: %s; still serving the previous certificates", err);
+        core->log_error("reload: %s; still serving the previous certificates", err);
         return;
     }
     set_free(&cur);
@@ -343,11 +346,11 @@ void tls_reload(void)
     set_install(&cur);
     /* new ticket keys too: tickets of the old generation make a full handshake */
     if (RAND_bytes(ticket_secret, sizeof ticket_secret) != 1)
-        log_error("reload: no random bytes for new session-ticket keys; keeping the old ones");
-    log_info("reload: %d TLS certificate%s loaded", cur.n, cur.n == 1 ? "" : "s");
+        core->log_error("reload: no random bytes for new session-ticket keys; keeping the old ones");
+    core->log_info("reload: %d TLS certificate%s loaded", cur.n, cur.n == 1 ? "" : "s");
 }
 
-void tls_free(void)
+static void tls_free(void)
 {
     set_free(&cur);
     OPENSSL_cleanse(ticket_secret, sizeof ticket_secret);
@@ -373,7 +376,7 @@ static void count(volatile uint64_t *field)
 
 static void peer_str(struct conn *c, char *ip, size_t cap, int *port)
 {
-    net_addr_str(&c->peer, ip, cap, port);
+    core->addr_str(&c->peer, ip, cap, port);
 }
 
 /* The handshake: 0 done, -1 with errno (EAGAIN + c->tp_want: wait). */
@@ -395,7 +398,7 @@ static int handshake(struct conn *c, struct tls_conn *t)
             /* plain HTTP on an HTTPS port: answer it in plain text (conn.c) */
             SSL_free(t->ssl);
             t->ssl = NULL;
-            c->tp = &transport_plain;
+            c->tp = core->plain;
             c->tp_ctx = NULL;
             free(t);
             c->policy = TP_POLICY_SPEAKS_HTTPS;
@@ -412,13 +415,14 @@ static int handshake(struct conn *c, struct tls_conn *t)
         t->facts.sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
         t->ktls = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) > 0;
         int resumed = SSL_session_reused(t->ssl);
-        if (sb_self) {
-            count(&sb_self->tls_handshakes);
+        struct sb_slot *self = *core->sb_self;
+        if (self) {
+            count(&self->tls_handshakes);
             if (resumed)
-                count(&sb_self->tls_resumed);
+                count(&self->tls_resumed);
         }
-        if (log_verbose_on)
-            vlog("TLS handshake done: %s %s%s%s%s%s", t->facts.protocol, t->facts.cipher,
+        if (*core->log_verbose_on)
+            core->vlog("TLS handshake done: %s %s%s%s%s%s", t->facts.protocol, t->facts.cipher,
                  t->facts.sni ? ", SNI " : "", t->facts.sni ? t->facts.sni : "",
                  resumed ? ", resumed" : "", t->ktls ? ", kernel TLS" : "");
         return 0;
@@ -434,14 +438,14 @@ static int handshake(struct conn *c, struct tls_conn *t)
     int port = 0;
     peer_str(c, ip, sizeof ip, &port);
     if (e == SSL_ERROR_SSL) {
-        if (sb_self)
-            count(&sb_self->tls_failed);
-        warn("TLS handshake with %s port %d failed: %s", ip, port, ssl_reason(why, sizeof why));
+        if (*core->sb_self)
+            count(&(*core->sb_self)->tls_failed);
+        core->warn("TLS handshake with %s port %d failed: %s", ip, port, ssl_reason(why, sizeof why));
     } else { /* the client went away mid-handshake */
         int saved = errno;
         ERR_clear_error();
-        if (log_verbose_on)
-            vlog("TLS handshake with %s port %d: the client closed the connection (%s)", ip, port,
+        if (*core->log_verbose_on)
+            core->vlog("TLS handshake with %s port %d: the client closed the connection (%s)", ip, port,
                  saved ? strerror(saved) : "EOF");
     }
     errno = EPROTO;
@@ -476,8 +480,8 @@ static ssize_t io_error(struct conn *c, struct tls_conn *t, int r)
     default: {
         char why[256];
         ssl_reason(why, sizeof why);
-        if (log_verbose_on)
-            vlog("TLS error: %s", why);
+        if (*core->log_verbose_on)
+            core->vlog("TLS error: %s", why);
         t->fatal = 1;
         errno = EPROTO;
         return -1;
@@ -612,12 +616,12 @@ static void tls_shutdown_wr(struct conn *c)
 
 static int tls_cork(struct conn *c, int on)
 {
-    return transport_plain.cork(c, on);
+    return core->plain->cork(c, on);
 }
 
 static int tls_broken(struct conn *c)
 {
-    return transport_plain.broken(c);
+    return core->plain->broken(c);
 }
 
 static void tls_close(struct conn *c)
@@ -643,7 +647,7 @@ static const struct tls_facts *tls_facts_of(struct conn *c)
     return t && t->hs == HS_DONE ? &t->facts : NULL;
 }
 
-const struct transport transport_tls = {
+static const struct transport transport_tls = {
     .name = "tls",
     .recv = tls_recv,
     .writev = tls_writev,
@@ -655,7 +659,7 @@ const struct transport transport_tls = {
     .facts = tls_facts_of,
 };
 
-int tls_attach(struct conn *c)
+static int tls_attach(struct conn *c)
 {
     if (!cur.n)
         return -1;
@@ -673,4 +677,20 @@ int tls_attach(struct conn *c)
     c->tp = &transport_tls;
     c->tp_ctx = t;
     return 0;
+}
+
+/* The module's one exported symbol (tls_module.h): built with
+ * -fvisibility=hidden, nothing else leaves tls.so. */
+__attribute__((visibility("default"))) const struct fh_tls_module *fh_tls_module(void)
+{
+    static const struct fh_tls_module m = {
+        .abi = FH_TLS_ABI,
+        .conn_size = sizeof(struct conn),
+        .config_size = sizeof(struct config),
+        .setup = tls_setup,
+        .reload = tls_reload,
+        .free = tls_free,
+        .attach = tls_attach,
+    };
+    return &m;
 }

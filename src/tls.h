@@ -2,6 +2,10 @@
  *
  * The rest of the server never sees an OpenSSL type: conn.c reads and writes
  * through c->tp, handlers get plain strings (struct tls_facts, handler.h).
+ * The server binary does not even link OpenSSL: these calls are tls_load.c,
+ * which loads build/tls.so (src/tls.c) in tls_setup() when --tls-cert is given
+ * and forwards to it (tls_module.h); without TLS nothing is loaded, and
+ * tls_reload()/tls_free() do nothing.
  *
  * Life cycle:
  *   config.c      --tls-cert/--tls-key/--tls-protocols/--tls-ciphers/
@@ -36,8 +40,5 @@ void tls_free(void);
 
 /* Make c speak TLS (server side): 0, or -1 (out of memory: close it). */
 int tls_attach(struct conn *c);
-
-/* Is kernel TLS offload available (checked on the first handshake)? For the log. */
-extern const struct transport transport_tls;
 
 #endif

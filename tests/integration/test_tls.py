@@ -500,3 +500,51 @@ def test_gateways_and_status_see_tls(start_server, docroot, pki, tmp_path):
         c.sendall(b"GET /status?json HTTP/1.0\r\nHost: localhost\r\n\r\n")
         page = read_all(c).decode()
     assert '"tls_handshakes":' in page and '"tls_failed":' in page, page
+
+
+def mapped_files(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split()[-1] for line in f if len(line.split()) >= 6}
+
+
+@pytest.mark.parametrize("model", ["fork", "event"])
+def test_openssl_mapped_only_with_tls(start_server, docroot, pki, model):
+    """HTTPS is build/tls.so (docs/tls.md): the server binary does not link
+    OpenSSL, and loads the module only when --tls-cert is given."""
+    s = start_server(model=model, root=docroot)
+    assert status_of(raw(s, b"GET / HTTP/1.0\r\n\r\n")) in (200, 403, 404)
+    files = mapped_files(s.pid)
+    assert not [f for f in files if "libssl" in f or "libcrypto" in f or f.endswith("/tls.so")], files
+    t = start_server(*tls_args(pki), model=model, root=docroot)
+    files = mapped_files(t.pid)
+    assert os.path.join(os.path.realpath(BUILD), "tls.so") in files, files
+    assert [f for f in files if "libssl.so" in f], files
+
+
+@pytest.mark.parametrize("case", ["missing", "foreign"])
+def test_missing_tls_module(pki, docroot, tmp_path, case):
+    """The binary without its tls.so (or with something else under that
+    name): HTTPS fails at start with one line and exit 2; plain HTTP runs."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    exe = d / "forkhttpd"
+    shutil.copy2(os.path.join(BUILD, "forkhttpd"), exe)
+    if case == "foreign":
+        shutil.copy2(os.path.join(BUILD, "hello.so"), d / "tls.so")
+    base = [str(exe), "--host", "127.0.0.1", "--port", "0", "--root", str(docroot)]
+    r = subprocess.run(base + tls_args(pki), capture_output=True, timeout=20)
+    assert r.returncode == 2
+    err = r.stderr.decode()
+    assert len(err.strip().splitlines()) == 1, err
+    if case == "missing":
+        assert f"HTTPS needs {d}/tls.so (make; Debian libssl-dev)" in err, err
+    else:
+        assert "is not this server's module" in err, err
+    assert not any(m in err for m in ("Sanitizer", "runtime error")), err
+    # without TLS the same binary serves
+    proc = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().startswith(b"Serving HTTP on")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
