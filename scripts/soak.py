@@ -99,16 +99,25 @@ class Client:
         self.conn = None
 
 
-def keepalive_client(port):
+def get_loop(port, path, good, what, pause, counter=None):
+    """GET path again and again on one keep-alive connection until stop:
+    counts "ok" (and counter) when good(status, body), else fails with what."""
     c = Client(port)
     while not stop.is_set():
-        st, r, data = c.request("GET", "/hello")
-        if st == 200 and data == b"Hello, World!\n":
+        st, r, data = c.request("GET", path)
+        if good(st, data):
             count("ok")
+            if counter:
+                count(counter)
         else:
-            fail(f"GET /hello: {st} {data[:80]!r}")
-        time.sleep(0.01)
+            fail(f"{what}: {st} {data[:80]!r}")
+        time.sleep(pause)
     c.close()
+
+
+def keepalive_client(port):
+    get_loop(port, "/hello", lambda st, data: st == 200 and data == b"Hello, World!\n",
+             "GET /hello", 0.01)
 
 
 def uploader(port, k):
@@ -135,16 +144,7 @@ def uploader(port, k):
 
 
 def cgi_client(port):
-    c = Client(port)
-    while not stop.is_set():
-        st, r, data = c.request("GET", "/cgi/hello.sh")
-        if st == 200:
-            count("ok")
-            count("cgi")
-        else:
-            fail(f"cgi: {st} {data[:80]!r}")
-        time.sleep(0.05)
-    c.close()
+    get_loop(port, "/cgi/hello.sh", lambda st, data: st == 200, "cgi", 0.05, "cgi")
 
 
 def slowloris(port, n):

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import conn_fd_count, descendants, raw, status_of, wait_until, zombies_of
+from conftest import (conn_fd_count, descendants, open_and_request, raw, status_of, wait_until,
+                      zombies_of)
 
 GET_HELLO = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
 HELLO = b"Hello, World!\n"
@@ -743,40 +744,6 @@ def test_half_closed_sockets(start_server, docroot, model):
 
 # ------------------------------------------------ many connections at once
 
-def _open_and_request(port, n, results, hold):
-    """Open n connections, send a request on each, read every answer, then
-    wait for hold (an Event) before closing. results gets the number of 200s."""
-    socks = []
-    ok = 0
-    try:
-        for i in range(n):
-            for attempt in range(50):
-                try:
-                    c = socket.create_connection(("127.0.0.1", port), timeout=10)
-                    break
-                except OSError as e:
-                    err = e
-                    time.sleep(0.05)
-            else:
-                raise err
-            socks.append(c)
-        for i, c in enumerate(socks):
-            c.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        for c in socks:
-            buf = b""
-            while not buf.endswith(HELLO):
-                b = c.recv(4096)
-                if not b:
-                    break
-                buf += b
-            ok += status_of(buf) == 200 and buf.endswith(HELLO)
-        results.append(ok)
-        hold()
-    finally:
-        for c in socks:
-            c.close()
-
-
 def test_event_2000_concurrent_connections(start_server, docroot):
     s = start_server("--keepalive-timeout", 30, model="event", root=docroot)
     base = baseline(s)
@@ -788,7 +755,7 @@ def test_event_2000_concurrent_connections(start_server, docroot):
         held.append(sum(conn_fd_count(p) for p in procs(s)))
         assert hello_ok(s)
 
-    _open_and_request(s.port, 2000, results, hold)
+    open_and_request(s.port, 2000, results, hold)
     assert results == [2000]
     assert held[0] >= sum(base.values()) + 2000, (held, base)
     assert_healthy(s, base, timeout=10)
@@ -813,7 +780,7 @@ def test_event_10000_concurrent_connections(start_server, docroot):
             code = 1
             try:
                 res = []
-                _open_and_request(s.port, per, res,
+                open_and_request(s.port, per, res,
                                   lambda: (os.write(w_done, b"%d\n" % res[0]), os.read(r_go, 1)))
                 code = 0
             finally:

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import BIN, BUILD, fd_count, http_request, raw, status_of, wait_until, zombies_of
+from conftest import (BIN, BUILD, TRICKY_WANT, fd_count, http_request, raw, request_vars,
+                      send_tricky, status_of, wait_until, zombies_of)
 
 HELLO = os.path.join(BUILD, "hello.so")
 ECHO = os.path.join(BUILD, "echo.so")
@@ -353,38 +354,7 @@ def test_no_zombies_fork(start_server):
 
 # ---- issue 11: one environ builder (src/environ.c), one owned-field table ----
 
-# Every trick at once: httpoxy, a '_' twin of a real field, '_' spellings of
-# Content-Type/-Length (fh_env_at used to stop at them, hiding every later
-# field), a field after them, repeated fields, the connection's own fields
-# and a chunked body (de-chunked: Transfer-Encoding is no longer true).
-TRICKY = [("Host", "example.org:81"), ("Proxy", "http://evil:1"), ("X-Foo", "good"),
-          ("X_Foo", "spoof"), ("Content_Type", "text/evil"), ("Content_Length", "99"),
-          ("X-Later", "after"), ("Cookie", "a=1"), ("X-A", "1"), ("Cookie", "b=2"),
-          ("X-A", "2"), ("TE", "trailers"), ("Keep-Alive", "5"), ("Connection", "keep-alive, TE"),
-          ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"), ("X-Last", "z")]
-TRICKY_WANT = {"HTTP_HOST": "example.org:81", "HTTP_X_FOO": "good", "HTTP_X_LATER": "after",
-               "HTTP_COOKIE": "a=1; b=2", "HTTP_X_A": "1, 2", "HTTP_X_LAST": "z",
-               "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "3"}
-
-
-def send_tricky(server, path):
-    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
-    c.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
-    for k, v in TRICKY:
-        c.putheader(k, v)
-    c.endheaders()
-    c.send(b"3\r\nabc\r\n0\r\n\r\n")
-    r = c.getresponse()
-    body = r.read()
-    c.close()
-    assert r.status == 200, body
-    return body
-
-
-def request_vars(env):
-    return {k: v for k, v in env.items()
-            if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")}
-
+# TRICKY, send_tricky and request_vars are in conftest.py (CGI and WSGI share them).
 
 def test_environ_rules(start_server, model):
     s = start_server(*apps(), model=model)

@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from conftest import REPO, descendants, proc_state, raw, status_of, wait_until
+from conftest import (GIT_BACKEND, REPO, TRICKY_WANT, descendants, git_cgi_dir, proc_state, raw,
+                      recv_all, request_vars, send_tricky, status_of, wait_until)
 
 CGI_SRC = os.path.join(REPO, "tests", "cgi-bin")
-GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
 
 # Everything a script may find in its environment (RFC 3875 4.1 and the usual
 # additions); HTTP_* come from the request.
@@ -231,12 +231,7 @@ def test_streaming_is_progressive(start_server, site, model):
     assert b"last line\n" in got
     # keep-alive: the next CGI request on the same connection works
     sock.sendall(b"GET /cgi/hello.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    rest = b""
-    while True:
-        b = sock.recv(65536)
-        if not b:
-            break
-        rest += b
+    rest = recv_all(sock)
     sock.close()
     assert status_of(rest) == 200 and b"Hello, World!" in rest
     assert_clean(s)
@@ -391,14 +386,7 @@ def test_git_clone(start_server, site, model, tmp_path):
     subprocess.run(["git", "-C", str(work), "commit", "-q", "-m", "first"], check=True, env=genv)
     repo = tmp_path / "repos" / "repo.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repo)], check=True, env=genv)
-    # The script named by /git/repo.git is a wrapper: the environment is clean,
-    # so it sets what git http-backend needs (as SetEnv would under Apache).
-    gitcgi = tmp_path / "gitcgi"
-    gitcgi.mkdir()
-    wrapper = gitcgi / "repo.git"
-    wrapper.write_text(f"#!/bin/sh\nGIT_PROJECT_ROOT={repo} GIT_HTTP_EXPORT_ALL=1 "
-                       f"exec {GIT_BACKEND}\n")
-    os.chmod(wrapper, 0o755)
+    gitcgi = git_cgi_dir(tmp_path, repo)
     s = start_server("--cgi", f"/git={gitcgi}", model=model, root=site / "www")
     dest = tmp_path / "clone"
     r = subprocess.run(["git", "clone", "-q", f"http://127.0.0.1:{s.port}/git/repo.git", str(dest)],
@@ -496,33 +484,13 @@ def test_lingering_scripts_do_not_stall_the_worker(start_server, site):
 
 # ---- issue 11: one environ builder (src/environ.c), one owned-field table ----
 
-# The same tricky request as test_app.py's: CGI must give exactly the HTTP_*
-# set C apps and WSGI give (test_wsgi.py compares all three on one server).
-TRICKY = [("Host", "example.org:81"), ("Proxy", "http://evil:1"), ("X-Foo", "good"),
-          ("X_Foo", "spoof"), ("Content_Type", "text/evil"), ("Content_Length", "99"),
-          ("X-Later", "after"), ("Cookie", "a=1"), ("X-A", "1"), ("Cookie", "b=2"),
-          ("X-A", "2"), ("TE", "trailers"), ("Keep-Alive", "5"), ("Connection", "keep-alive, TE"),
-          ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"), ("X-Last", "z")]
-TRICKY_WANT = {"HTTP_HOST": "example.org:81", "HTTP_X_FOO": "good", "HTTP_X_LATER": "after",
-               "HTTP_COOKIE": "a=1; b=2", "HTTP_X_A": "1, 2", "HTTP_X_LAST": "z",
-               "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "3"}
-
+# The TRICKY request (conftest.py): CGI must give exactly the HTTP_* set C
+# apps and WSGI give (test_wsgi.py compares all three on one server).
 
 def test_env_rules(start_server, site, model):
     s = serve(start_server, site, model)
-    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
-    c.putrequest("POST", "/cgi/env.sh", skip_host=True, skip_accept_encoding=True)
-    for k, v in TRICKY:
-        c.putheader(k, v)
-    c.endheaders()
-    c.send(b"3\r\nabc\r\n0\r\n\r\n")
-    r = c.getresponse()
-    env = parse_env(r.read())
-    c.close()
-    assert r.status == 200
-    got = {k: v for k, v in env.items()
-           if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")}
-    assert got == TRICKY_WANT
+    env = parse_env(send_tricky(s, "/cgi/env.sh", timeout=10))
+    assert request_vars(env) == TRICKY_WANT
     assert env["SERVER_NAME"] == "example.org"
     # Content-Length: 0 frames an (empty) body: CONTENT_LENGTH=0, as for apps
     st, _, body = request(s, "POST", "/cgi/env.sh", body=b"")

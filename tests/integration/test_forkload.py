@@ -5,6 +5,7 @@ Run: /usr/bin/python3 -m pytest tests/integration/test_forkload.py
 With FORKHTTPD_BUILD=build-asan the sanitizer build is used, and any
 AddressSanitizer / UBSan report on stderr fails the test.
 """
+import contextlib
 import json
 import os
 import re
@@ -512,22 +513,24 @@ def test_storm_against_iterative_server_counts_every_request(start_server, docro
 
 # ---------------------------------------------------------------- nginx
 
-@pytest.fixture
-def nginx():
+@contextlib.contextmanager
+def nginx_running(d, server, connections, **values):
+    """nginx (1 worker, files in d) with one server block on a free port:
+    `server` is its lines, %-formatted with d, port and values. Yields the
+    port; skips the test if nginx is not installed or does not start."""
     if not os.access(NGINX, os.X_OK):
         pytest.skip("nginx not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    d = tempfile.mkdtemp(prefix="forkload-nginx-")
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
-        f.write("""
+        f.write(("""
 worker_processes 1;
 daemon off;
 pid %(d)s/nginx.pid;
 error_log %(d)s/error.log;
-events { worker_connections 1024; }
+events { worker_connections %(connections)d; }
 http {
     access_log off;
     client_body_temp_path %(d)s;
@@ -536,12 +539,10 @@ http {
     uwsgi_temp_path %(d)s;
     scgi_temp_path %(d)s;
     server {
-        listen 127.0.0.1:%(port)d;
-        location / { return 200 "hello from nginx\\n"; }
-        location /missing { return 404; }
+""" + server + """\
     }
 }
-""" % {"d": d, "port": port})
+""") % dict(values, d=d, port=port, connections=connections))
     proc = subprocess.Popen([NGINX, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -555,10 +556,20 @@ http {
         wait_until(listening, 5, "nginx to listen")
         if proc.poll() is not None:
             pytest.skip("nginx failed to start")
-        yield "http://127.0.0.1:%d" % port
+        yield port
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.fixture
+def nginx():
+    with nginx_running(tempfile.mkdtemp(prefix="forkload-nginx-"), """\
+        listen 127.0.0.1:%(port)d;
+        location / { return 200 "hello from nginx\\n"; }
+        location /missing { return 404; }
+""", 1024) as port:
+        yield "http://127.0.0.1:%d" % port
 
 
 def test_against_nginx(nginx):
@@ -646,50 +657,14 @@ def test_https_counts_agree_with_h2load(start_server, docroot, pki):
 @pytest.mark.parametrize("proto", ["TLSv1.2", "TLSv1.3"])
 def test_https_against_nginx(pki, tmp_path, proto):
     """nginx over TLS (1.2: session IDs and tickets; 1.3: tickets) with the test certificate."""
-    if not os.access(NGINX, os.X_OK):
-        pytest.skip("nginx not installed")
-    with socket.socket() as sk:
-        sk.bind(("127.0.0.1", 0))
-        port = sk.getsockname()[1]
-    d = str(tmp_path)
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""
-worker_processes 1;
-daemon off;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s;
-    proxy_temp_path %(d)s;
-    fastcgi_temp_path %(d)s;
-    uwsgi_temp_path %(d)s;
-    scgi_temp_path %(d)s;
-    server {
+    with nginx_running(str(tmp_path), """\
         listen 127.0.0.1:%(port)d ssl;
         ssl_certificate %(pki)s/localhost.chain;
         ssl_certificate_key %(pki)s/localhost.key;
         ssl_protocols %(proto)s;
         ssl_session_cache shared:S:1m;
         location / { return 200 "hello from nginx\\n"; }
-    }
-}
-""" % {"d": d, "port": port, "pki": pki, "proto": proto})
-    proc = subprocess.Popen([NGINX, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def listening():
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            return proc.poll() is not None
-    try:
-        wait_until(listening, 5, "nginx to listen")
-        if proc.poll() is not None:
-            pytest.skip("nginx failed to start")
+""", 256, pki=pki, proto=proto) as port:
         ca = os.path.join(pki, "ca.crt")
         rc, j = run_json("--cacert", ca, "--conns", "3", "--requests", "5", "--tls-resume",
                          https_url(port, "/"))
@@ -698,7 +673,4 @@ http {
         rc, j = run_json("--cacert", ca, "--conns", "2", "--requests", "100", "--pipeline", "8",
                          https_url(port, "/"))
         assert rc == 0 and j["ok"] == 200 and j["tls"]["handshakes"] == 2
-    finally:
-        proc.terminate()
-        proc.wait(5)
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, Server, descendants, wait_until
+from conftest import BUILD, Server, descendants, recv_all, wait_until
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
 OPENSSL = shutil.which("openssl")
@@ -114,12 +114,7 @@ backend be
             s.settimeout(2)
             s.connect(self.sock)
             s.sendall(b"show stat\n")
-            data = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
+            data = recv_all(s)
             s.close()
         except OSError:
             return {}

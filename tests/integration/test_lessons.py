@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BIN, REPO, conn_fd_count, proc_children, proc_state, raw, wait_until,
-                      zombies_of)
+from conftest import (BIN, REPO, conn_fd_count, proc_children, proc_state, raw, read_until,
+                      wait_until, zombies_of)
 
 LESSONS = ["keep-dup-fd", "no-reap", "reap-once", "no-eintr-retry"]
 N = 5
@@ -24,13 +24,7 @@ def hello_ok(server):
 
 
 def read_response(sock):
-    data = b""
-    while not data.endswith(b"Hello, World!\n"):
-        b = sock.recv(4096)
-        if not b:
-            break
-        data += b
-    return data
+    return read_until(sock, b"Hello, World!\n")
 
 
 def stop_broken(server, lesson, expect_rc=0):

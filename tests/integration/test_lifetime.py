@@ -27,6 +27,18 @@ def server_send_queue(server_port, client_port):
     return 0
 
 
+def read_chunked_answer(c, timeout=10):
+    """The bytes on c up to the end of a chunked answer (a CGI's: no
+    Content-Length), read until its last chunk."""
+    c.settimeout(timeout)
+    rest = b""
+    while not rest.endswith(b"0\r\n\r\n"):
+        b = c.recv(65536)
+        assert b, rest
+        rest += b
+    return rest
+
+
 def read_responses(sock, count, timeout=10.0):
     """Read count HTTP/1.1 responses with Content-Length; returns [(status, body)]."""
     sock.settimeout(timeout)
@@ -149,13 +161,7 @@ def test_answer_not_held_behind_cgi_head(start_server, tmp_path, model):
     assert first == [(200, b"Hello, World!\n")]
     assert time.monotonic() - t0 < 3, "the first answer waited for the CGI head"
     flag.write_bytes(b"")
-    # the CGI answer is chunked (no Content-Length): read until its last chunk
-    c.settimeout(10)
-    rest = b""
-    while not rest.endswith(b"0\r\n\r\n"):
-        b = c.recv(65536)
-        assert b, rest
-        rest += b
+    rest = read_chunked_answer(c)
     assert rest.startswith(b"HTTP/1.1 200") and b"late\n" in rest
     c.close()
 
@@ -178,11 +184,6 @@ def test_answer_not_held_behind_request_body(start_server, tmp_path, model, expe
     if expect:
         assert got[1][0] == 100
     c.sendall(b"hello")
-    c.settimeout(10)
-    rest = b""
-    while not rest.endswith(b"0\r\n\r\n"):
-        b = c.recv(65536)
-        assert b, rest
-        rest += b
+    rest = read_chunked_answer(c)
     assert rest.startswith(b"HTTP/1.1 200") and b"hello" in rest
     c.close()

@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from conftest import BUILD, REPO, raw, status_of, wait_until
+from conftest import (BUILD, GIT_BACKEND, REPO, git_cgi_dir, open_and_request, raw, status_of,
+                      wait_until)
 from test_adversarial import assert_healthy, baseline
 
-GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
 CGI_SRC = os.path.join(REPO, "tests", "cgi-bin")
 HELLO = b"Hello, World!\n"
 
@@ -78,12 +78,7 @@ def test_git_push_over_cgi_at_defaults(start_server, model, tmp_path):
     (work / "blob.bin").write_bytes(blob)
     subprocess.run(["git", "-C", str(work), "add", "."], check=True, env=genv)
     subprocess.run(["git", "-C", str(work), "commit", "-q", "-m", "big"], check=True, env=genv)
-    gitcgi = tmp_path / "gitcgi"
-    gitcgi.mkdir()
-    wrapper = gitcgi / "repo.git"
-    wrapper.write_text(f"#!/bin/sh\nGIT_PROJECT_ROOT={repo} GIT_HTTP_EXPORT_ALL=1 "
-                       f"exec {GIT_BACKEND}\n")
-    os.chmod(wrapper, 0o755)
+    gitcgi = git_cgi_dir(tmp_path, repo)
     root = tmp_path / "www"
     root.mkdir()
     s = start_server("--cgi", f"/git={gitcgi}", model=model, root=root)
@@ -134,45 +129,6 @@ def test_3mib_chunked_post_to_flask_at_defaults(start_server, wmodel, docroot, t
     assert r.status == 200 and data == str(len(body)).encode()
 
 
-def _open_and_request_timed(port, n, results, hold):
-    """test_adversarial's _open_and_request, timed: results gets the number
-    of 200s and the seconds from the first connect to the last answer."""
-    socks = []
-    t0 = time.monotonic()
-    try:
-        for _ in range(n):
-            for attempt in range(50):
-                try:
-                    c = socket.create_connection(("127.0.0.1", port), timeout=30)
-                    break
-                except OSError as e:
-                    err = e
-                    time.sleep(0.05)
-            else:
-                raise err
-            socks.append(c)
-        for c in socks:
-            c.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        ok = 0
-        for c in socks:
-            buf = b""
-            while not buf.endswith(HELLO):
-                try:
-                    b = c.recv(4096)
-                except OSError:
-                    break
-                if not b:
-                    break
-                buf += b
-            ok += status_of(buf) == 200 and buf.endswith(HELLO)
-        results.append(ok)
-        results.append(time.monotonic() - t0)
-        hold()
-    finally:
-        for c in socks:
-            c.close()
-
-
 def test_10000_keepalive_clients_at_defaults(start_server, docroot):
     """10,000 keep-alive clients against the default event model: was a stall
     after 2 x 4,096 (the old --max-conns); now --max-conns comes from the
@@ -194,9 +150,10 @@ def test_10000_keepalive_clients_at_defaults(start_server, docroot):
             code = 1
             try:
                 res = []
-                _open_and_request_timed(
+                open_and_request(
                     s.port, per, res,
-                    lambda: (os.write(w_done, b"%d %f\n" % (res[0], res[1])), os.read(r_go, 1)))
+                    lambda: (os.write(w_done, b"%d %f\n" % (res[0], res[1])), os.read(r_go, 1)),
+                    timeout=30, timed=True)
                 code = 0
             finally:
                 os._exit(code)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import (BIN, conn_fd_count, fd_count, file_fd_count, proc_children,
-                      raw, raw_to, status_of, wait_until, zombies_of)
+                      raw, raw_to, read_until, recv_all, status_of, wait_until, zombies_of)
 
 
 def hello_ok(server):
@@ -99,12 +99,7 @@ def storm(port, clients=20, conns=100):
                     s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
                     socks.append(s)
                 for s in socks:
-                    data = b""
-                    while not data.endswith(b"Hello, World!\n"):
-                        b = s.recv(4096)
-                        if not b:
-                            break
-                        data += b
+                    data = read_until(s, b"Hello, World!\n")
                     if not data.endswith(b"Hello, World!\n"):
                         code = 1
                 for s in socks:
@@ -208,12 +203,7 @@ def test_graceful_stop_finishes_in_flight(start_server, docroot, model):
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     c.sendall(b"67890")
-    data = b""
-    while True:
-        b = c.recv(4096)
-        if not b:
-            break
-        data += b
+    data = recv_all(c)
     assert status_of(data) == 405 and b"Connection: close" in data
     assert s.proc.wait(timeout=15) == 0
     s.stop()  # no process left behind, no sanitizer report

@@ -13,11 +13,10 @@ import socket
 import stat
 import struct
 import subprocess
-import tempfile
 
 import pytest
 
-from conftest import BIN, BUILD, REPO, http_request, raw, wait_until
+from conftest import BIN, BUILD, REPO, http_request, public_root, raw, recv_all, wait_until
 
 # Python's own allocations (interned strings, module state) are not ours to free
 LSAN = {"LSAN_OPTIONS": "suppressions=" + os.path.join(REPO, "tests", "lsan-python.supp")
@@ -34,16 +33,6 @@ def service_user():
     pytest.skip("no www-data or nobody user")
 
 
-def root_dir():
-    """A root-owned directory others may enter but not write (like /var/log)."""
-    d = tempfile.mkdtemp(dir="/tmp")
-    os.chmod(d, 0o755)
-    with open(os.path.join(d, "hello"), "wb") as f:
-        f.write(b"Hello, World!\n")
-    os.chmod(os.path.join(d, "hello"), 0o644)
-    return d
-
-
 def banner_port(p):
     line = p.stdout.readline().decode()
     assert line.startswith("Serving HTTP on"), line + p.stderr.read().decode()
@@ -53,12 +42,7 @@ def banner_port(p):
 def get(port, path="/hello"):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
+    data = recv_all(s)
     s.close()
     return data
 
@@ -83,7 +67,7 @@ def children(pid):
 @pytest.mark.parametrize("model", ["fork", "event"])
 def test_user_files_rotation_and_pid_file(model):
     pw = service_user()
-    d = root_dir()
+    d = public_root()
     pidf, alog, elog = (os.path.join(d, n) for n in ("fh.pid", "a.log", "e.log"))
     p = subprocess.Popen([BIN, "--host", "127.0.0.1", "--port", "0", "--root", d,
                           "--model", model, "--workers", "1", "--user", pw.pw_name,
@@ -102,9 +86,14 @@ def test_user_files_rotation_and_pid_file(model):
         os.rename(alog, alog + ".1")
         os.rename(elog, elog + ".1")
         os.kill(p.pid, signal.SIGUSR1)
-        assert wait_until(lambda: os.path.exists(alog) and os.path.exists(elog))
-        for f in (alog, elog):
-            assert os.stat(f).st_uid == pw.pw_uid, f
+        # the root parent creates each file, then gives it to the user: wait
+        # for that end state (between the two steps it is root's)
+        def owned(f):
+            try:
+                return os.stat(f).st_uid == pw.pw_uid
+            except FileNotFoundError:
+                return False
+        assert wait_until(lambda: owned(alog) and owned(elog)), (alog, elog)
 
         def logged_again():
             get(port)
@@ -126,7 +115,7 @@ def test_user_files_rotation_and_pid_file(model):
 def test_user_without_files_is_one_process():
     """No file to manage: no root parent stays (the process started drops)."""
     pw = service_user()
-    d = root_dir()
+    d = public_root()
     p = subprocess.Popen([BIN, "--host", "127.0.0.1", "--port", "0", "--root", d,
                           "--model", "fork", "--user", pw.pw_name],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -173,7 +162,7 @@ def test_unix_mode_errors(bad):
 @pytest.mark.parametrize("model", ["fork", "prefork"])
 def test_unix_socket_with_user(model):
     pw = service_user()
-    d = root_dir()
+    d = public_root()
     path = os.path.join(d, "fh.sock")
     p = subprocess.Popen([BIN, "--unix", path, "--root", d, "--model", model, "--workers", "1",
                           "--user", pw.pw_name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

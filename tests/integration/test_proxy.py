@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, MODELS, Server, raw, status_of, wait_until
+from conftest import BUILD, MODELS, Server, raw, recv_all, status_of, wait_until
 
 SIG2 = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -58,16 +58,7 @@ def send(port, data, source="127.0.0.1", timeout=5.0, pieces=False):
                 time.sleep(0.002)
         else:
             s.sendall(data)
-        out = []
-        while True:
-            try:
-                b = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
-                break
-            if not b:
-                break
-            out.append(b)
-        return b"".join(out)
+        return recv_all(s, stop_on_error=True)
     finally:
         s.close()
 
@@ -174,12 +165,7 @@ def test_listen_proxy_with_tls(start_server, docroot, tmp_path):
     raw_sock.sendall(v2("192.0.2.33", "198.51.100.1", 40005, 443))
     with ctx.wrap_socket(raw_sock, server_hostname="localhost") as t:
         t.sendall(GET)
-        data = b""
-        while True:
-            b = t.recv(65536)
-            if not b:
-                break
-            data += b
+        data = recv_all(t)
     assert status_of(data) == 200
     # a malformed header on a TLS listener is answered in plain text
     r = send(port, b"PROXY TCP4 x y 1 2\r\n" + b"\x16\x03\x01")

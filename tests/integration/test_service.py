@@ -5,21 +5,10 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
 
 import pytest
 
-from conftest import BIN, raw, raw_to, status_of, wait_until
-
-
-def public_root():
-    """A document root other users can read (pytest's tmp dirs are root-only)."""
-    root = tempfile.mkdtemp(dir="/tmp")
-    os.chmod(root, 0o755)
-    with open(os.path.join(root, "hello"), "wb") as f:
-        f.write(b"Hello, World!\n")
-    os.chmod(os.path.join(root, "hello"), 0o644)
-    return root
+from conftest import BIN, public_root, raw, raw_to, status_of, wait_until
 
 
 def test_pid_file(start_server, docroot, tmp_path, model):

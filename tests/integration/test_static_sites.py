@@ -16,21 +16,13 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, raw, status_of, wait_until
+from conftest import BIN, BUILD, raw, status_of, wait_until
+from test_static import get
 
 HTML = "".join(f"<p>Paragraph {i}: the quick brown fox jumps over the lazy dog.</p>\n"
                for i in range(330)).encode()
 CSS = b"body { color: rgb(1, 2, 3); }\n" + b"/* padding for compression */\n" * 40
 JS = b"document.body.dataset.js = 'ran';\n" + b"// padding for compression\n" * 40
-
-
-def get(server, path, headers=None, method="GET"):
-    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-    c.request(method, path, headers=headers or {})
-    r = c.getresponse()
-    body = r.read()
-    c.close()
-    return r, body
 
 
 def unbrotli(data):
