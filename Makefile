@@ -2,7 +2,8 @@
 #   make            build/forkhttpd, build/forkload, build/hello.so (and the other apps)
 #   make run        build and serve the demo site in www/ on http://127.0.0.1:8888
 #                   (make run HOST=0.0.0.0 PORT=8080: another address or port)
-#   make install    PREFIX=/usr/local, DESTDIR= (staging): binaries, apps, wsgi.so, tls.so
+#   make install    PREFIX=/usr/local, DESTDIR= (staging): binaries, apps, wsgi.so, tls.so,
+#                   compress.so
 #   make test       install what the tests need, build, run every test (also under ASan+UBSan)
 #   make bench      forkhttpd next to nginx (a benchmark, never part of make test)
 #   make fuzz       run the libFuzzer drivers for a while
@@ -21,8 +22,10 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
           -Wno-unused-parameter
 CFLAGS += -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP
 # The core: libc and libdl (docs/architecture.md). OpenSSL is in build/tls.so
-# (TLS_LIBS, below), loaded only when HTTPS is configured (src/tls_load.c).
-LDLIBS += -ldl -lz -lbrotlienc
+# (TLS_LIBS, below), loaded only when HTTPS is configured (src/tls_load.c);
+# zlib and brotli are in build/compress.so (COMPRESS_LIBS), loaded only with
+# --compress (src/compress_load.c).
+LDLIBS += -ldl
 # the app pool (src/app_pool.c) runs apps on threads
 CFLAGS  += -pthread
 LDFLAGS += -pthread
@@ -48,7 +51,7 @@ ifeq ($(SANITIZE),thread)
   LDFLAGS += -fsanitize=thread
 endif
 
-CORE_SRC  := $(filter-out src/main.c src/tls.c,$(wildcard src/*.c))
+CORE_SRC  := $(filter-out src/main.c src/tls.c src/compress.c,$(wildcard src/*.c))
 CORE_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 LOAD_SRC  := $(wildcard tools/forkload/*.c)
 LOAD_OBJ  := $(patsubst tools/forkload/%.c,$(BUILD)/obj/forkload/%.o,$(LOAD_SRC))
@@ -62,6 +65,12 @@ PYTEST := /usr/bin/python3 -m pytest
 # HTTPS: build/tls.so, the one unit that links OpenSSL (src/tls_module.h).
 TLS_SO   := $(BUILD)/tls.so
 TLS_LIBS := -lssl -lcrypto
+# Compression: build/compress.so, the one unit that links zlib and brotli
+# (src/compress_module.h). The unit tests of the codecs link src/compress.c
+# itself (COMPRESS_TESTS, below).
+COMPRESS_SO    := $(BUILD)/compress.so
+COMPRESS_LIBS  := -lz -lbrotlienc
+COMPRESS_TESTS := $(BUILD)/tests/test_static_units $(BUILD)/tests/test_gw_compress
 
 # --wsgi runs build/wsgi.so (src/wsgi/, docs/wsgi.md), built only where
 # Debian's libpython3.11-dev is installed.
@@ -70,7 +79,7 @@ WSGI_SO  := $(if $(wildcard $(PYCONFIG)),$(BUILD)/wsgi.so)
 
 
 .PHONY: all run run-wsgi install test unit integration deps deps-build bench fuzz clean tsan soak
-all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO) $(TLS_SO)
+all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO) $(TLS_SO) $(COMPRESS_SO)
 
 $(BUILD)/forkhttpd: $(BUILD)/obj/main.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -105,8 +114,22 @@ $(TLS_SO): src/tls.c | $(BUILD)
 	$(CC) $(CFLAGS) -MF $@.d -fPIC -fvisibility=hidden -shared -Wl,-z,nodelete \
 	  $(if $(SANITIZE),,-Wl,-z,defs) $(LDFLAGS) -o $@ $< $(TLS_LIBS)
 
+# Compression as a module, built like tls.so: only fh_compress_module() is
+# exported, -z defs (it borrows blob_new/blob_unref through a table).
+$(COMPRESS_SO): src/compress.c | $(BUILD)
+	$(CC) $(CFLAGS) -MF $@.d -fPIC -fvisibility=hidden -shared \
+	  $(if $(SANITIZE),,-Wl,-z,defs) $(LDFLAGS) -o $@ $< $(COMPRESS_LIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(filter %.o,$^) $(LDLIBS)
+
+# The codecs' tests link them in (no dlopen): compress.c hands the core its
+# table at start (-DFH_COMPRESS_LINKED).
+$(BUILD)/obj/compress_linked.o: src/compress.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -DFH_COMPRESS_LINKED -c -o $@ $<
+
+$(COMPRESS_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) $(BUILD)/obj/compress_linked.o | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(filter %.o,$^) $(LDLIBS) $(COMPRESS_LIBS)
 
 $(BUILD) $(BUILD)/obj $(BUILD)/obj/forkload $(BUILD)/tests:
 	mkdir -p $@
@@ -146,7 +169,7 @@ deps-build:
 	@scripts/deps.sh --build
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging dir]. The server finds
-# wsgi.so and tls.so next to its own binary (/proc/self/exe, links resolved): the binary
+# wsgi.so, tls.so and compress.so next to its own binary (/proc/self/exe, links resolved): the binary
 # and the .so files live in PREFIX/lib/forkhttpd, PREFIX/bin/forkhttpd is a
 # link to it. The example apps go to PREFIX/lib/forkhttpd (C) and
 # PREFIX/share/forkhttpd (Python, CGI, the service files in contrib/); the
@@ -161,7 +184,7 @@ install: all
 	install -m 755 $(BUILD)/forkhttpd $(LIBDIR)/forkhttpd
 	ln -sf ../lib/forkhttpd/forkhttpd $(DESTDIR)$(PREFIX)/bin/forkhttpd
 	install -m 755 $(BUILD)/forkload $(DESTDIR)$(PREFIX)/bin/forkload
-	install -m 644 $(APPS) $(WSGI_SO) $(TLS_SO) $(LIBDIR)/
+	install -m 644 $(APPS) $(WSGI_SO) $(TLS_SO) $(COMPRESS_SO) $(LIBDIR)/
 	install -m 644 include/forkhttpd_app.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 apps/python/*.py $(SHAREDIR)/python/
 	install -m 644 apps/python/djangoapp/*.py $(SHAREDIR)/python/djangoapp/
@@ -207,4 +230,4 @@ soak: all
 clean:
 	rm -rf build build-asan build-fuzz build-tsan
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/forkload/*.d $(BUILD)/tests/*.d $(BUILD)/tls.so.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/forkload/*.d $(BUILD)/tests/*.d $(BUILD)/tls.so.d $(BUILD)/compress.so.d)

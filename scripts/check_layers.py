@@ -18,7 +18,8 @@ LAYERS = [
               "owned_hdr", "realip"]),
     # the options (validated with the parser) and the shared counters
     ("config", ["config", "scoreboard", "mime"]),
-    ("resp/parse", ["cgi_head", "environ", "resp", "http_resp", "accept_enc", "compress"]),
+    ("resp/parse", ["cgi_head", "environ", "resp", "http_resp", "accept_enc", "compress",
+                    "compress_*"]),
     ("handlers", ["handler", "h_static", "h_cgi", "h_app", "h_status", "app_*", "wsgi*"]),
     ("router", ["router"]),
     ("conn", ["conn", "transport", "tls", "tls_*", "transport_*", "proxy*"]),

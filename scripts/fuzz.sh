@@ -19,8 +19,8 @@ for drv in tests/fuzz/fuzz_*.c; do
     [ -n "${FUZZ_ONLY:-}" ] && [ "$short" != "$FUZZ_ONLY" ] && continue
     srcs=(src/http_parse.c src/cgi_head.c src/owned_hdr.c src/environ.c src/proxy.c src/realip.c)
     libs=()
-    if [ "$short" = conn ]; then # the state machine: the whole core but main.c (and tls.c: tls.so)
-        mapfile -t srcs < <(ls src/*.c | grep -v -e '^src/main\.c$' -e '^src/tls\.c$')
+    if [ "$short" = conn ]; then # the state machine: the whole core but main.c (and the modules: tls.so, compress.so)
+        mapfile -t srcs < <(ls src/*.c | grep -v -e '^src/main\.c$' -e '^src/tls\.c$' -e '^src/compress\.c$')
         # ...and the libraries the Makefile links it with (LDLIBS, as make sees it)
         read -r -a libs < <(printf 'fuzz-ldlibs:\n\t@echo $(LDLIBS)\n' |
                             make -s --no-print-directory -f Makefile -f - fuzz-ldlibs)

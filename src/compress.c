@@ -1,13 +1,17 @@
-/* compress.c - gzip and brotli over whole buffers, gzip over a stream (see compress.h). */
-#include "compress.h"
+/* compress.c - gzip and brotli over whole buffers, gzip over a stream (see
+ * compress.h): build/compress.so, the one unit that links zlib and brotli.
+ * The core calls it through fh_compress_module()'s table (compress_module.h,
+ * compress_load.c); it reaches the core only through the table setup() gets. */
+#include "compress_module.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <brotli/encode.h>
 #include <zlib.h>
+
+static const struct fh_compress_core *core; /* setup() */
 
 static struct blob *gzip_buf(const void *src, size_t len)
 {
@@ -17,14 +21,14 @@ static struct blob *gzip_buf(const void *src, size_t len)
     if (deflateInit2(&z, COMPRESS_GZIP_LEVEL, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return NULL;
     size_t cap = deflateBound(&z, (uLong)len);
-    struct blob *b = len <= (uInt)-1 ? blob_new(cap) : NULL;
+    struct blob *b = len <= (uInt)-1 ? core->blob_new(cap) : NULL;
     if (b) {
         z.next_in = (Bytef *)(uintptr_t)src;
         z.avail_in = (uInt)len;
         z.next_out = (Bytef *)b->data;
         z.avail_out = (uInt)cap;
         if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-            blob_unref(b);
+            core->blob_unref(b);
             b = NULL;
         } else {
             b->len = z.total_out;
@@ -37,25 +41,25 @@ static struct blob *gzip_buf(const void *src, size_t len)
 static struct blob *brotli_buf(const void *src, size_t len)
 {
     size_t cap = BrotliEncoderMaxCompressedSize(len);
-    struct blob *b = cap ? blob_new(cap) : NULL;
+    struct blob *b = cap ? core->blob_new(cap) : NULL;
     if (!b)
         return NULL;
     size_t out = cap;
     if (!BrotliEncoderCompress(COMPRESS_BR_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT, len,
                                (const uint8_t *)src, &out, (uint8_t *)b->data)) {
-        blob_unref(b);
+        core->blob_unref(b);
         return NULL;
     }
     b->len = out;
     return b;
 }
 
-struct blob *compress_buf(enum content_coding enc, const void *src, size_t len)
+static struct blob *buf(enum content_coding enc, const void *src, size_t len)
 {
     struct blob *b = enc == ENC_GZIP ? gzip_buf(src, len) : enc == ENC_BR ? brotli_buf(src, len)
                                                                              : NULL;
     if (b && b->len >= len) { /* nothing gained: send the file as it is */
-        blob_unref(b);
+        core->blob_unref(b);
         b = NULL;
     }
     return b;
@@ -71,7 +75,7 @@ struct zstream {
     char buf[ZS_BUF];
 };
 
-struct zstream *zs_new(enum content_coding enc)
+static struct zstream *zs_new_(enum content_coding enc)
 {
     if (enc != ENC_GZIP)
         return NULL;
@@ -91,12 +95,12 @@ struct zstream *zs_new(enum content_coding enc)
     return s;
 }
 
-char *zs_buf(struct zstream *s)
+static char *zs_buf_(struct zstream *s)
 {
     return s->buf;
 }
 
-void zs_input(struct zstream *s, const void *in, size_t len, enum zs_mode mode)
+static void zs_input_(struct zstream *s, const void *in, size_t len, enum zs_mode mode)
 {
     s->in = in;
     s->in_left = len;
@@ -104,7 +108,7 @@ void zs_input(struct zstream *s, const void *in, size_t len, enum zs_mode mode)
     s->want = 1;
 }
 
-long zs_output(struct zstream *s, void *out, size_t cap)
+static long zs_output_(struct zstream *s, void *out, size_t cap)
 {
     if (!s->want || s->finished)
         return 0;
@@ -140,12 +144,12 @@ long zs_output(struct zstream *s, void *out, size_t cap)
     return (long)((char *)s->z.next_out - (char *)out);
 }
 
-int zs_finished(const struct zstream *s)
+static int zs_finished_(const struct zstream *s)
 {
     return s->finished;
 }
 
-void zs_free(struct zstream *s)
+static void zs_free_(struct zstream *s)
 {
     if (!s)
         return;
@@ -153,23 +157,34 @@ void zs_free(struct zstream *s)
     free(s);
 }
 
-int compress_type_ok(const char *t)
+static void setup(const struct fh_compress_core *c)
 {
-    if (!t)
-        return 0;
-    size_t n = strcspn(t, ";");
-    static const char *const exact[] = {
-        "application/json", "application/javascript", "application/xml",
-        "application/xhtml+xml", "application/rss+xml", "application/atom+xml",
-        "application/manifest+json", "application/ld+json", "application/wasm",
-        "image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon",
-    };
-    if (n > 5 && strncasecmp(t, "text/", 5) == 0)
-        return 1;
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (strlen(exact[i]) == n && strncasecmp(t, exact[i], n) == 0)
-            return 1;
-    /* structured syntax suffixes: application/foo+json, +xml */
-    return (n > 5 && (strncasecmp(t + n - 5, "+json", 5) == 0)) ||
-           (n > 4 && strncasecmp(t + n - 4, "+xml", 4) == 0);
+    core = c;
 }
+
+/* The module's one exported symbol (compress_module.h): built with
+ * -fvisibility=hidden, nothing else leaves compress.so. */
+__attribute__((visibility("default"))) const struct fh_compress_module *fh_compress_module(void)
+{
+    static const struct fh_compress_module m = {
+        .abi = FH_COMPRESS_ABI,
+        .blob_size = sizeof(struct blob),
+        .setup = setup,
+        .buf = buf,
+        .zs_new = zs_new_,
+        .zs_buf = zs_buf_,
+        .zs_input = zs_input_,
+        .zs_output = zs_output_,
+        .zs_finished = zs_finished_,
+        .zs_free = zs_free_,
+    };
+    return &m;
+}
+
+#ifdef FH_COMPRESS_LINKED
+/* Linked into a unit test (Makefile): the core gets the table at start. */
+__attribute__((constructor)) static void linked(void)
+{
+    compress_linked(fh_compress_module());
+}
+#endif

@@ -2,7 +2,12 @@
  * stream, for bodies that arrive in pieces.
  * gzip with zlib (level 6), brotli with libbrotlienc (quality 5, text mode).
  * The static handler keeps the result in its open-file cache, so a file is
- * compressed once per change, not once per request (docs/static.md). */
+ * compressed once per change, not once per request (docs/static.md).
+ * The server binary does not link zlib or brotli: these calls are
+ * compress_load.c, which loads build/compress.so (src/compress.c) in
+ * compress_setup() when --compress is given and forwards to it
+ * (compress_module.h). Without --compress nothing is loaded (--precompressed
+ * needs no codec): compress_buf() and zs_new() then return NULL. */
 #ifndef FH_COMPRESS_H
 #define FH_COMPRESS_H
 
@@ -13,6 +18,11 @@
 
 #define COMPRESS_GZIP_LEVEL 6
 #define COMPRESS_BR_QUALITY 5
+
+/* With --compress: load the codecs (build/compress.so), once, in the master
+ * before any fork. 0 (also when there is nothing to load), or -1 after one
+ * line on stderr (the module is missing or not this server's). */
+int compress_setup(void);
 
 /* src[0..len) encoded with enc (ENC_GZIP, ENC_BR) into a new blob (one
  * reference, the caller's), or NULL when it fails or does not come out

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "config.h"
 #include "conn.h"
 #include "handler.h"
@@ -265,6 +266,10 @@ int main(int argc, char **argv)
      * only by the user who starts the server (root) */
     if (tls_setup() < 0)
         return 2;
+    if (compress_setup() < 0) { /* --compress: build/compress.so, before any fork */
+        tls_free();
+        return 2;
+    }
     if (uid != (uid_t)-1) /* the server, as --user, must be able to reopen them */
         log_files_give(uid, gid);
     int port = 0;

@@ -399,3 +399,60 @@ def test_browser_loads_compressed_css_js(start_server, site, tmp_path):
         raise
     dom = out.decode(errors="replace")
     assert "<title>rgb(1, 2, 3)|ran</title>" in dom, (dom[:500], err[-2000:])
+
+
+# ---- compress.so: the codecs are a module (docs/static.md) ----
+
+def mapped_files(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split()[-1] for line in f if len(line.split()) >= 6}
+
+
+def codec_files(files):
+    return [f for f in files if "libz.so" in f or "libbrotli" in f or f.endswith("/compress.so")]
+
+
+@pytest.mark.parametrize("model", ["fork", "event"])
+def test_codecs_mapped_only_with_compress(start_server, site, model):
+    """zlib and brotli are build/compress.so: the server binary does not link
+    them, and loads the module only with --compress; --precompressed sends its
+    sidecars without it."""
+    s = start_server("--precompressed", model=model, root=site)
+    r, body = get(s, "/pre.html", {"Accept-Encoding": "gzip, br"})
+    assert r.getheader("Content-Encoding") == "br" and body == (site / "pre.html.br").read_bytes()
+    assert not codec_files(mapped_files(s.pid)), mapped_files(s.pid)
+    t = start_server("--compress", model=model, root=site)
+    r, body = get(t, "/page.html", {"Accept-Encoding": "gzip"})
+    assert r.getheader("Content-Encoding") == "gzip" and gzip.decompress(body) == HTML
+    files = mapped_files(t.pid)
+    assert os.path.join(os.path.realpath(BUILD), "compress.so") in files, files
+    assert [f for f in files if "libz.so" in f] and [f for f in files if "libbrotlienc" in f], files
+
+
+@pytest.mark.parametrize("case", ["missing", "foreign"])
+def test_missing_compress_module(site, tmp_path, case):
+    """The binary without its compress.so (or with something else under that
+    name): --compress fails at start with one line and exit 2;
+    --precompressed alone runs."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    exe = d / "forkhttpd"
+    shutil.copy2(BIN, exe)
+    if case == "foreign":
+        shutil.copy2(os.path.join(BUILD, "hello.so"), d / "compress.so")
+    base = [str(exe), "--host", "127.0.0.1", "--port", "0", "--root", str(site)]
+    r = subprocess.run(base + ["--compress"], capture_output=True, timeout=20)
+    assert r.returncode == 2
+    err = r.stderr.decode()
+    assert len(err.strip().splitlines()) == 1, err
+    if case == "missing":
+        assert f"--compress needs {d}/compress.so (make; Debian zlib1g-dev, libbrotli-dev)" in err, err
+    else:
+        assert "is not this server's module" in err, err
+    assert not any(m in err for m in ("Sanitizer", "runtime error")), err
+    proc = subprocess.Popen(base + ["--precompressed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().startswith(b"Serving HTTP on")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
