@@ -73,6 +73,7 @@ int app(fh_req *r)
         while (now_ns() < end)
             for (int i = 0; i < 1000; i++)
                 x += (unsigned long)i;
+        (void)x; /* volatile: the loop is not optimised away */
         return fh_printf(r, "spun %ld ms\n", ms);
     }
     if (is(r, "/segv")) {
