@@ -331,6 +331,19 @@ def flood(sock, more, total, timeout, until_head=False):
                 pass
             except (BrokenPipeError, ConnectionResetError):
                 break
+    # all sent (loopback buffers can take megabytes before the server has
+    # looked): the answer may still be on its way
+    while until_head and b"\r\n\r\n" not in got and time.monotonic() - t0 < timeout:
+        r, _, _ = select.select([sock], [], [], 0.5)
+        if not r:
+            continue
+        try:
+            b = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        got += b
     return got
 
 
