@@ -19,6 +19,7 @@
 
 #include "compress_module.h"
 #include "config.h"
+#include "module.h"
 
 static const struct fh_compress_module *mod; /* NULL: no codecs in this server */
 
@@ -33,37 +34,24 @@ void compress_linked(const struct fh_compress_module *m)
     mod = m;
 }
 
-/* dlopen compress.so from the binary's directory: its table, or NULL after one line. */
+/* dlopen compress.so from the binary's directory: its table, or NULL after one
+ * line. Never closed: the children inherit it, and zlib is cheap to keep. */
 static const struct fh_compress_module *load(void)
 {
     char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-    if (n <= 0) {
-        fprintf(stderr, "forkhttpd: --compress: cannot find the server's own binary (/proc/self/exe): %s\n",
-                strerror(errno));
-        return NULL;
-    }
-    path[n] = 0;
-    char *slash = strrchr(path, '/');
-    strcpy(slash ? slash + 1 : path, "compress.so");
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "forkhttpd: --compress needs %s (make; Debian zlib1g-dev, libbrotli-dev): %s\n",
-                path, strerror(errno));
-        return NULL;
-    }
-    /* never closed: the children inherit it, and zlib is cheap to keep */
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!dl) {
-        const char *why = dlerror();
-        fprintf(stderr, "forkhttpd: --compress: cannot load %s: %s\n", path, why ? why : "?");
-        return NULL;
-    }
+    void *dl;
     fh_compress_module_fn *get;
-    *(void **)&get = dlsym(dl, FH_COMPRESS_SYMBOL);
-    const struct fh_compress_module *m = get ? get() : NULL;
+    *(void **)&get = module_open("--compress", "compress.so", "make; Debian zlib1g-dev, libbrotli-dev",
+                                 FH_COMPRESS_SYMBOL, &dl, path, sizeof path);
+    if (!get) {
+        if (dl)
+            dlclose(dl);
+        return NULL;
+    }
+    const struct fh_compress_module *m = get();
     if (!m || m->abi != FH_COMPRESS_ABI || m->blob_size != sizeof(struct blob)) {
         fprintf(stderr, "forkhttpd: --compress: %s is not this server's module (%s); rebuild with make\n",
-                path, !get ? "no " FH_COMPRESS_SYMBOL : !m ? "no table" : "another version");
+                path, !m ? "no table" : "another version");
         dlclose(dl);
         return NULL;
     }

@@ -17,6 +17,7 @@
 #include "http_parse.h"
 #include "log.h"
 #include "mime.h"
+#include "module.h"
 #include "owned_hdr.h"
 #include "net.h"
 
@@ -273,12 +274,8 @@ static void parse_wsgi(const char *arg)
     if (!colon || colon == spec || !colon[1] || strpbrk(spec, "\n/= "))
         usage_error("--wsgi: expected [PREFIX=]MODULE:CALLABLE: '%s'", arg);
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
-    if (n <= 0)
+    if (module_path("wsgi.so", exe, sizeof exe) < 0)
         die(2, "--wsgi: cannot find the server's own binary (/proc/self/exe):");
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    strcpy(slash ? slash + 1 : exe, "wsgi.so");
     if (access(exe, R_OK) != 0) {
         fprintf(stderr,
                 "forkhttpd: --wsgi: WSGI support is not built: %s: %s (it needs Debian's "

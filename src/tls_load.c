@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "module.h"
 #include "conn.h"
 #include "log.h"
 #include "net.h"
@@ -49,38 +50,25 @@ int tls_redirect_on(void)
     return cfg.redirect_https;
 }
 
-/* dlopen tls.so from the binary's directory: its table, or NULL after one line. */
+/* dlopen tls.so from the binary's directory: its table, or NULL after one line.
+ * Never closed: OpenSSL keeps per-thread state and exit handlers. */
 static const struct fh_tls_module *load(void)
 {
     char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-    if (n <= 0) {
-        fprintf(stderr, "forkhttpd: HTTPS: cannot find the server's own binary (/proc/self/exe): %s\n",
-                strerror(errno));
-        return NULL;
-    }
-    path[n] = 0;
-    char *slash = strrchr(path, '/');
-    strcpy(slash ? slash + 1 : path, "tls.so");
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "forkhttpd: HTTPS needs %s (make; Debian libssl-dev): %s\n", path,
-                strerror(errno));
-        return NULL;
-    }
-    /* never closed: OpenSSL keeps per-thread state and exit handlers */
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!dl) {
-        const char *why = dlerror();
-        fprintf(stderr, "forkhttpd: HTTPS: cannot load %s: %s\n", path, why ? why : "?");
-        return NULL;
-    }
+    void *dl;
     fh_tls_module_fn *get;
-    *(void **)&get = dlsym(dl, FH_TLS_SYMBOL);
-    const struct fh_tls_module *m = get ? get() : NULL;
+    *(void **)&get = module_open("HTTPS", "tls.so", "make; Debian libssl-dev", FH_TLS_SYMBOL,
+                                 &dl, path, sizeof path);
+    if (!get) {
+        if (dl)
+            dlclose(dl);
+        return NULL;
+    }
+    const struct fh_tls_module *m = get();
     if (!m || m->abi != FH_TLS_ABI || m->conn_size != sizeof(struct conn) ||
         m->config_size != sizeof(struct config)) {
         fprintf(stderr, "forkhttpd: HTTPS: %s is not this server's module (%s); rebuild with make\n",
-                path, !get ? "no " FH_TLS_SYMBOL : !m ? "no table" : "another version");
+                path, !m ? "no table" : "another version");
         dlclose(dl);
         return NULL;
     }
