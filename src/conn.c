@@ -1223,6 +1223,14 @@ static void nodelay_before_write(struct conn *c, struct exchange *x)
     }
 }
 
+/* Everything conn.c wrote has been handed to the transport; has it all left? */
+static int all_sent(struct conn *c)
+{
+    if (c->tp->flush && c->tp->flush(c) < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? CONN_WRITE : -1;
+    return WRITE_ALL_SENT;
+}
+
 static int write_out(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -1269,7 +1277,7 @@ static int write_out(struct conn *c)
             continue;
         }
         if (!x->pending)
-            return WRITE_ALL_SENT;
+            return all_sent(c);
         if (x->z) {
             int wfd = -1;
             int r = z_pull(x, &wfd);
@@ -1368,7 +1376,7 @@ static int write_out(struct conn *c)
             x->body_to = x->body_from + (size_t)n;
             continue;
         }
-        return WRITE_ALL_SENT;
+        return all_sent(c);
     }
 }
 

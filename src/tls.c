@@ -47,7 +47,13 @@
 #include "transport.h"
 
 #define TICKET_SLOT_S 3600 /* a ticket key encrypts for an hour, decrypts for two */
-#define IO_CHUNK 65536     /* a write: four full 16 KiB records */
+#define IO_CHUNK 131072    /* a write: eight full 16 KiB records */
+/* the records of one call, sent in one write (batch_flush) */
+#define BATCH_CAP (IO_CHUNK + 8 * 1024)
+/* an AEAD record adds at most 30 bytes (header 5, explicit nonce 8, tag 16,
+ * TLS 1.3 inner type 1): IO_CHUNK's records fit in one batch */
+_Static_assert(BATCH_CAP >= IO_CHUNK + (IO_CHUNK / SSL3_RT_MAX_PLAIN_LENGTH + 1) * 30,
+               "a chunk's records fit in one batch");
 
 /* Mozilla's "intermediate" configuration (v5.7) for TLS 1.2: ECDHE or DHE key
  * exchange only (forward secrecy: a stolen key does not decrypt recorded
@@ -122,6 +128,18 @@ static struct ctxset cur;
 
 static unsigned char ticket_secret[32];
 
+/* The keys of the two slots in use, derived once per slot: deriving them is
+ * three HMACs, and OpenSSL 3 looks each algorithm up by name (locks and
+ * string compares) - per ticket, twice per handshake, it was a tenth of a
+ * full handshake's CPU. Cleared with the secret (keys_forget). */
+struct slot_key {
+    uint64_t slot;
+    int ok;
+    unsigned char name[16], aes[32], mac[32];
+};
+static struct slot_key slot_cache[2]; /* [slot % 2] */
+static EVP_CIPHER *ticket_cipher;     /* AES-256-CBC, fetched once */
+
 /* The first OpenSSL error's reason, for a one-line message. */
 static const char *ssl_reason(char *buf, size_t cap)
 {
@@ -189,31 +207,47 @@ static void slot_keys(uint64_t slot, unsigned char name[16], unsigned char aes[3
     }
 }
 
+static const struct slot_key *keys_of(uint64_t slot)
+{
+    struct slot_key *k = &slot_cache[slot % 2];
+    if (!k->ok || k->slot != slot) {
+        slot_keys(slot, k->name, k->aes, k->mac);
+        k->slot = slot;
+        k->ok = 1;
+    }
+    return k;
+}
+
+static void keys_forget(void)
+{
+    OPENSSL_cleanse(slot_cache, sizeof slot_cache);
+}
+
 static int on_ticket(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
                      EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
     (void)ssl;
-    unsigned char name[16], aes[32], mac[32];
     uint64_t slot = (uint64_t)time(NULL) / TICKET_SLOT_S;
+    const struct slot_key *k = keys_of(slot);
     int rc = 1;
     if (enc) {
-        slot_keys(slot, name, aes, mac);
         if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) <= 0)
             return -1;
-        memcpy(key_name, name, 16);
-        if (!EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv))
+        memcpy(key_name, k->name, 16);
+        if (!EVP_EncryptInit_ex(cctx, ticket_cipher, NULL, k->aes, iv))
             return -1;
     } else {
-        slot_keys(slot, name, aes, mac);
-        if (memcmp(key_name, name, 16) != 0) {
-            slot_keys(slot - 1, name, aes, mac);
-            if (memcmp(key_name, name, 16) != 0)
+        if (memcmp(key_name, k->name, 16) != 0) {
+            k = keys_of(slot - 1);
+            if (memcmp(key_name, k->name, 16) != 0)
                 return 0; /* unknown or expired: a full handshake */
             rc = 2;       /* valid, but issue a ticket under the current key */
         }
-        if (!EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv))
+        if (!EVP_DecryptInit_ex(cctx, ticket_cipher, NULL, k->aes, iv))
             return -1;
     }
+    unsigned char mac[32];
+    memcpy(mac, k->mac, sizeof mac);
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, sizeof mac),
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)(uintptr_t) "SHA256", 0),
@@ -267,6 +301,11 @@ static SSL_CTX *make_ctx(int i, char *err, size_t errcap)
     SSL_CTX_sess_set_cache_size(ctx, 20000);
     SSL_CTX_set_timeout(ctx, 2 * TICKET_SLOT_S);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket);
+    /* one TLS 1.3 ticket per full handshake, not OpenSSL's two: a client
+     * resumes one connection with it and gets a fresh one each time (Go's
+     * crypto/tls, behind Caddy, sends one too); the second cost 5% of a
+     * handshake's CPU (the session copied, encoded and encrypted again) */
+    SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
     return ctx;
 fail:
@@ -310,6 +349,12 @@ static void set_install(struct ctxset *s)
 
 static void tls_free(void);
 
+/* the socket under OpenSSL (below, with the transport) */
+static BIO_METHOD *sock_meth;
+static int kernel_tls; /* the kernel offers the tls ULP: OpenSSL's own socket BIO */
+static int make_sock_meth(void);
+static int kernel_offers_tls(void);
+
 static int tls_setup(const struct fh_tls_core *with)
 {
     core = with;
@@ -323,6 +368,19 @@ static int tls_setup(const struct fh_tls_core *with)
         return -1;
     }
     set_install(&cur);
+    kernel_tls = kernel_offers_tls();
+    if (!kernel_tls && make_sock_meth() < 0) {
+        fprintf(stderr, "forkhttpd: TLS: cannot make the socket BIO\n");
+        tls_free();
+        return -1;
+    }
+    ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    if (!ticket_cipher) {
+        fprintf(stderr, "forkhttpd: TLS: no AES-256-CBC for the session tickets\n");
+        tls_free();
+        return -1;
+    }
+    keys_forget();
     if (RAND_bytes(ticket_secret, sizeof ticket_secret) != 1) {
         fprintf(stderr, "forkhttpd: TLS: no random bytes for the session-ticket keys\n");
         tls_free();
@@ -345,6 +403,7 @@ static void tls_reload(void)
     cur = next;
     set_install(&cur);
     /* new ticket keys too: tickets of the old generation make a full handshake */
+    keys_forget();
     if (RAND_bytes(ticket_secret, sizeof ticket_secret) != 1)
         core->log_error("reload: no random bytes for new session-ticket keys; keeping the old ones");
     core->log_info("reload: %d TLS certificate%s loaded", cur.n, cur.n == 1 ? "" : "s");
@@ -353,7 +412,12 @@ static void tls_reload(void)
 static void tls_free(void)
 {
     set_free(&cur);
+    BIO_meth_free(sock_meth);
+    sock_meth = NULL;
     OPENSSL_cleanse(ticket_secret, sizeof ticket_secret);
+    keys_forget();
+    EVP_CIPHER_free(ticket_cipher);
+    ticket_cipher = NULL;
 }
 
 /* ---- the transport ---- */
@@ -362,12 +426,188 @@ enum { HS_PEEK, HS_RUN, HS_DONE };
 
 struct tls_conn {
     SSL *ssl;
+    int fd;
     int hs;          /* HS_* */
     int fatal;       /* an SSL error happened: no close_notify, no more calls */
     int shut;        /* close_notify sent: the rest of the input is drained raw */
     int ktls;        /* the kernel encrypts: SSL_sendfile */
+    int drained;     /* the last recv() was short: the socket had no more */
+    /* records encrypted but not yet taken by the socket (it was full):
+     * owned here, malloc'd only then, sent before anything else */
+    unsigned char *pend;
+    size_t pend_off, pend_len;
     struct tls_facts facts;
 };
+
+/* ---- the socket under OpenSSL: records batched into one write ----
+ *
+ * OpenSSL's socket BIO sends each record with its own write(2): 64 syscalls
+ * per MiB of body, and a handshake's flight in 4-6 writes. Our BIO collects
+ * the records one call makes (a 64 KiB chunk of a file, a response, a
+ * handshake flight) in a per-process buffer and sends them in one write at
+ * the end of the call (batch_flush), as h2o does. Whatever the socket does
+ * not take is kept per connection (pend) and sent first at the next call;
+ * conn.c asks (transport flush) before it counts a response as sent.
+ * The batch is empty between calls, so one buffer serves every connection
+ * of the process (each model's process runs one connection's call at a
+ * time; app threads never touch sockets). Reads: recv() into OpenSSL's
+ * read-ahead buffer; a short read tells tls_recv the socket is drained
+ * without another recv() that would return EAGAIN.
+ * With kernel TLS available (tcp_available_ulp lists "tls"), connections
+ * keep OpenSSL's socket BIO so SSL_sendfile can be used. */
+
+static unsigned char batch[BATCH_CAP];
+static size_t batch_len;
+
+/* Send pend: 0 when it is all gone, -1 with errno (EAGAIN: some is left). */
+static int pend_flush(struct tls_conn *t)
+{
+    while (t->pend_off < t->pend_len) {
+        ssize_t w = send(t->fd, t->pend + t->pend_off, t->pend_len - t->pend_off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        t->pend_off += (size_t)w;
+    }
+    free(t->pend);
+    t->pend = NULL;
+    t->pend_off = t->pend_len = 0;
+    return 0;
+}
+
+/* Send the batch; what the socket does not take moves to pend. 0 (all sent,
+ * or the rest kept), or -1 with errno for a dead socket. The batch is empty
+ * after either. */
+static int batch_flush(struct tls_conn *t)
+{
+    size_t off = 0;
+    while (off < batch_len) {
+        ssize_t w = send(t->fd, batch + off, batch_len - off, MSG_NOSIGNAL);
+        if (w >= 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            size_t rest = batch_len - off;
+            t->pend = malloc(rest);
+            if (!t->pend) {
+                batch_len = 0;
+                errno = ENOMEM;
+                return -1;
+            }
+            memcpy(t->pend, batch + off, rest);
+            t->pend_off = 0;
+            t->pend_len = rest;
+            break;
+        }
+        batch_len = 0;
+        return -1;
+    }
+    batch_len = 0;
+    return 0;
+}
+
+static int sock_write(BIO *b, const char *data, int len)
+{
+    struct tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->pend) { /* order: what waits goes first */
+        BIO_set_retry_write(b);
+        errno = EAGAIN;
+        return -1;
+    }
+    if ((size_t)len > sizeof batch - batch_len) {
+        if (batch_flush(t) < 0)
+            return -1;
+        if (t->pend) {
+            BIO_set_retry_write(b);
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+    if ((size_t)len > sizeof batch) { /* not a record OpenSSL makes; still correct */
+        ssize_t w = send(t->fd, data, (size_t)len, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            BIO_set_retry_write(b);
+        return (int)w;
+    }
+    memcpy(batch + batch_len, data, (size_t)len);
+    batch_len += (size_t)len;
+    return len;
+}
+
+static int sock_read(BIO *b, char *buf, int len)
+{
+    struct tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->drained) { /* a short read earlier in this call: nothing more yet */
+        BIO_set_retry_read(b);
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t n = recv(t->fd, buf, (size_t)len, 0);
+    if (n >= 0) {
+        t->drained = n < len;
+        return (int)n;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        t->drained = 1;
+        BIO_set_retry_read(b);
+    }
+    return -1;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH; /* the flush is ours, at the end of each call */
+}
+
+static int sock_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int make_sock_meth(void)
+{
+    sock_meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "forkhttpd socket");
+    if (!sock_meth || !BIO_meth_set_write(sock_meth, sock_write) || !BIO_meth_set_read(sock_meth, sock_read) ||
+        !BIO_meth_set_ctrl(sock_meth, sock_ctrl) || !BIO_meth_set_create(sock_meth, sock_create))
+        return -1;
+    return 0;
+}
+
+static int kernel_offers_tls(void)
+{
+    char ulp[256] = "";
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+    if (!f)
+        return 0;
+    if (!fgets(ulp, sizeof ulp, f))
+        ulp[0] = 0;
+    fclose(f);
+    for (char *p = strtok(ulp, " \n"); p; p = strtok(NULL, " \n"))
+        if (strcmp(p, "tls") == 0)
+            return 1;
+    return 0;
+}
+
+/* After an SSL call that may have written: send the batch. 0, or -1 with
+ * errno for a dead socket (the connection is then fatal). */
+static int after_call(struct tls_conn *t)
+{
+    if (!batch_len)
+        return 0;
+    if (batch_flush(t) < 0) {
+        t->fatal = 1;
+        return -1;
+    }
+    return 0;
+}
 
 static void count(volatile uint64_t *field)
 {
@@ -406,8 +646,18 @@ static int handshake(struct conn *c, struct tls_conn *t)
         }
         t->hs = HS_RUN;
     }
+    if (t->pend && pend_flush(t) < 0) { /* our flight goes out before more of it is made */
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        c->tp_want = CONN_WRITE;
+        return -1;
+    }
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
+    int saved = errno;
+    if (after_call(t) < 0)
+        return -1;
+    errno = saved;
     if (r == 1) {
         t->hs = HS_DONE;
         t->facts.protocol = SSL_get_version(t->ssl);
@@ -429,7 +679,8 @@ static int handshake(struct conn *c, struct tls_conn *t)
     }
     int e = SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        c->tp_want = e == SSL_ERROR_WANT_READ ? CONN_READ : CONN_WRITE;
+        /* a flight the socket did not take all of: wait to send the rest */
+        c->tp_want = e == SSL_ERROR_WANT_READ && !t->pend ? CONN_READ : CONN_WRITE;
         errno = EAGAIN;
         return -1;
     }
@@ -442,7 +693,6 @@ static int handshake(struct conn *c, struct tls_conn *t)
             count(&(*core->sb_self)->tls_failed);
         core->warn("TLS handshake with %s port %d failed: %s", ip, port, ssl_reason(why, sizeof why));
     } else { /* the client went away mid-handshake */
-        int saved = errno;
         ERR_clear_error();
         if (*core->log_verbose_on)
             core->vlog("TLS handshake with %s port %d: the client closed the connection (%s)", ip, port,
@@ -495,6 +745,9 @@ static ssize_t tls_recv(struct conn *c, void *buf, size_t n)
 {
     struct tls_conn *t = c->tp_ctx;
     c->tp_want = 0;
+    /* one recv() may find the socket drained; after it, the model's wait
+     * (an edge, or poll) says when more comes, not another recv() */
+    t->drained = 0;
     if (t->shut || t->fatal) /* lingering after close_notify: drain the raw bytes */
         return recv(c->fd, buf, n, 0);
     if (t->hs != HS_DONE) {
@@ -506,17 +759,30 @@ static ssize_t tls_recv(struct conn *c, void *buf, size_t n)
         if (r < 0)
             return -1;
     }
+    if (t->pend && pend_flush(t) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        t->fatal = 1;
+        return -1;
+    }
     size_t got = 0;
     while (got < n) {
         size_t k = 0;
         ERR_clear_error();
         int r = SSL_read_ex(t->ssl, (char *)buf + got, n - got, &k);
+        int saved = errno;
+        if (after_call(t) < 0) /* a read may write: a ticket, an alert, a key update */
+            return got > 0 ? (ssize_t)got : -1;
         if (r == 1) {
             got += k;
+            /* nothing buffered and the last recv() was short: the socket is
+             * drained, which a short count says (no recv() for EAGAIN) */
+            if (t->drained && !SSL_has_pending(t->ssl))
+                break;
             continue;
         }
-        int saved = errno;
+        errno = saved;
         ssize_t v = io_error(c, t, r);
+        if (v < 0 && errno == EAGAIN && t->pend)
+            c->tp_want = CONN_WRITE; /* what we owe the peer goes first */
         if (got > 0) {
             if (v == 0)
                 c->rdhup = 1; /* the end is known: the next read must not wait for an edge */
@@ -540,6 +806,13 @@ static ssize_t write_buf(struct conn *c, struct tls_conn *t, const void *buf, si
         errno = EPIPE;
         return -1;
     }
+    if (t->pend && pend_flush(t) < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            c->tp_want = CONN_WRITE;
+        else
+            t->fatal = 1;
+        return -1;
+    }
     while (tot < len) {
         size_t k = 0;
         ERR_clear_error();
@@ -548,11 +821,17 @@ static ssize_t write_buf(struct conn *c, struct tls_conn *t, const void *buf, si
             tot += k;
             continue;
         }
+        int saved = errno;
+        if (after_call(t) < 0)
+            return -1;
+        errno = saved;
         ssize_t v = io_error(c, t, r);
         if (tot > 0 && errno == EAGAIN)
             return (ssize_t)tot; /* the pending record is re-offered from conn.c's offset */
         return v == 0 ? (errno = EPIPE, -1) : v;
     }
+    if (after_call(t) < 0) /* the records of this call, in one write */
+        return -1;
     return (ssize_t)tot;
 }
 
@@ -609,14 +888,20 @@ static void tls_shutdown_wr(struct conn *c)
         ERR_clear_error();
         SSL_shutdown(t->ssl); /* close_notify; not waiting for the peer's */
         ERR_clear_error();
+        after_call(t); /* (what the socket does not take now is dropped) */
     }
     t->shut = 1;
     shutdown(c->fd, SHUT_WR);
 }
 
+/* No TCP_CORK under TLS: the records of a call already leave in one write
+ * (batch_flush), and a corked socket holding them for a full 64 KiB
+ * segment cost a fifth of the throughput of 1 MiB files (1.45 against
+ * 1.8 GB/s on loopback, same CPU). */
 static int tls_cork(struct conn *c, int on)
 {
-    return core->plain->cork(c, on);
+    (void)c, (void)on;
+    return 0;
 }
 
 static int tls_broken(struct conn *c)
@@ -633,12 +918,32 @@ static void tls_close(struct conn *c)
         if (!t->fatal && !t->shut && t->hs == HS_DONE) {
             ERR_clear_error();
             SSL_shutdown(t->ssl); /* a polite close_notify, if the socket takes it */
+            after_call(t);
         }
         ERR_clear_error();
         SSL_free(t->ssl);
     }
+    batch_len = 0;
+    free(t->pend);
     free(t);
     c->tp_ctx = NULL;
+}
+
+static int tls_flush(struct conn *c)
+{
+    struct tls_conn *t = c->tp_ctx;
+    if (!t->pend)
+        return 0;
+    if (t->fatal) {
+        errno = EPIPE;
+        return -1;
+    }
+    if (pend_flush(t) < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            c->tp_want = CONN_WRITE;
+        return -1;
+    }
+    return 0;
 }
 
 static const struct tls_facts *tls_facts_of(struct conn *c)
@@ -657,6 +962,7 @@ static const struct transport transport_tls = {
     .broken = tls_broken,
     .close = tls_close,
     .facts = tls_facts_of,
+    .flush = tls_flush,
 };
 
 static int tls_attach(struct conn *c)
@@ -666,17 +972,33 @@ static int tls_attach(struct conn *c)
     struct tls_conn *t = calloc(1, sizeof *t);
     if (!t)
         return -1;
+    t->fd = c->fd;
     t->ssl = SSL_new(cur.ctx[0]);
-    if (!t->ssl || SSL_set_fd(t->ssl, c->fd) != 1) {
-        SSL_free(t->ssl);
-        free(t);
-        ERR_clear_error();
-        return -1;
+    if (!t->ssl)
+        goto fail;
+    if (kernel_tls) {
+        if (SSL_set_fd(t->ssl, c->fd) != 1)
+            goto fail;
+    } else {
+        BIO *r = BIO_new(sock_meth), *w = r ? BIO_new(sock_meth) : NULL;
+        if (!w) {
+            BIO_free(r);
+            goto fail;
+        }
+        BIO_set_data(r, t);
+        BIO_set_data(w, t);
+        SSL_set_bio(t->ssl, r, w); /* the SSL owns both */
+        SSL_set_read_ahead(t->ssl, 1);
     }
     SSL_set_accept_state(t->ssl);
     c->tp = &transport_tls;
     c->tp_ctx = t;
     return 0;
+fail:
+    SSL_free(t->ssl);
+    free(t);
+    ERR_clear_error();
+    return -1;
 }
 
 /* The module's one exported symbol (tls_module.h): built with

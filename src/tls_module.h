@@ -23,7 +23,7 @@
 
 #include <stddef.h>
 
-#define FH_TLS_ABI 1
+#define FH_TLS_ABI 2
 #define FH_TLS_SYMBOL "fh_tls_module"
 
 struct config;

@@ -30,6 +30,10 @@ struct transport {
     void (*close)(struct conn *c);
     /* what a handler may know of the connection's security (NULL: plain) */
     const struct tls_facts *(*facts)(struct conn *c);
+    /* send what the transport still holds of earlier writes (TLS records
+     * the socket did not take): 0 when nothing is left, -1 with errno
+     * (EAGAIN: wait for writable). NULL: it never holds any. */
+    int (*flush)(struct conn *c);
 };
 
 /* A transport that must wait for the other direction than the call's own (a

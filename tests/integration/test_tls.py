@@ -121,6 +121,41 @@ def extra_ports(server):
     return ports
 
 
+@pytest.mark.parametrize("model", ["event", "fork"])
+def test_slow_reader_gets_every_record(start_server, docroot, pki, model):
+    """The records of one write leave in one batch; what a full socket does
+    not take is kept and sent first (tls.c pend). A reader with a small
+    window that reads slowly fills the socket mid-batch, at the end of a
+    response (then the next request must wait for it) and before the close:
+    every byte arrives, in order, and the connection ends cleanly."""
+    data = hashlib.sha256(b"slow").digest() * (3 << 15)  # 3 MiB
+    (docroot / "three.bin").write_bytes(data)
+    s = start_server(*tls_args(pki), model=model, root=docroot)
+    raw_sock = socket.socket()
+    raw_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    raw_sock.settimeout(20)
+    raw_sock.connect(("127.0.0.1", s.port))
+    c = client_ctx(pki).wrap_socket(raw_sock, server_hostname="localhost")
+    c.sendall(b"GET /three.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
+              b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n"
+              b"GET /three.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    got = []
+    while True:
+        b = c.recv(4096)
+        if not b:
+            break
+        got.append(b)
+        if len(got) % 16 == 0:
+            time.sleep(0.001)  # a slow reader: the server's socket fills
+    c.close()
+    body = b"".join(got)
+    assert body.count(b"HTTP/1.1 200") == 3
+    assert body.endswith(data), "the last response, to the close"
+    head1, rest = body.split(b"\r\n\r\n", 1)
+    assert rest[:len(data)] == data
+    assert b"Hello, World!\n" in rest[len(data):len(data) + 400]
+
+
 @pytest.fixture
 def site(docroot):
     big = docroot / "big20.bin"
