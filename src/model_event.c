@@ -48,11 +48,11 @@
  * connection costs only this struct (plus the kernel's socket). */
 struct econn {
     struct conn c;
-    size_t ti;                 /* its index in timers[] (every open connection has one) */
+    uint32_t ti;               /* its index in timers[] (every open connection has one) */
     int extra_fd;              /* a body stream's fd registered in epoll, or -1 */
     int waiting;               /* what the last conn_step waits for (CONN_*) */
-    struct econn *idle_prev, *idle_next; /* in the idle list (below) */
     int in_idle;
+    struct econn *idle_prev, *idle_next; /* in the idle list (below) */
 };
 _Static_assert(_Alignof(struct econn) > EXTRA_TAG, "the tag bit is free in an econn pointer");
 
@@ -94,7 +94,7 @@ static size_t ntimers;
 static void timer_place(size_t i, struct timer t)
 {
     timers[i] = t;
-    t.e->ti = i;
+    t.e->ti = (uint32_t)i; /* < the number of fds, an int */
 }
 
 static void sift_up(size_t i, struct timer t)
