@@ -1231,6 +1231,12 @@ static int all_sent(struct conn *c)
     return WRITE_ALL_SENT;
 }
 
+/* Is what write_out sends now the end of the connection (if all taken)? */
+static int last_write(const struct exchange *x)
+{
+    return x->closing && !x->linger && !x->after_flush;
+}
+
 static int write_out(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -1247,7 +1253,9 @@ static int write_out(struct conn *c)
                 n = 2;
             }
             nodelay_before_write(c, x);
+            c->tp_last = last_write(x) && (!x->pending || n == 2);
             ssize_t w = c->tp->writev(c, iov, n);
+            c->tp_last = 0;
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
@@ -1294,7 +1302,9 @@ static int write_out(struct conn *c)
         if (rs->body == BODY_MEM) {
             struct iovec one = {(void *)(uintptr_t)rs->mem, (size_t)rs->length};
             nodelay_before_write(c, x);
+            c->tp_last = last_write(x);
             ssize_t w = c->tp->writev(c, &one, 1);
+            c->tp_last = 0;
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
@@ -1312,7 +1322,9 @@ static int write_out(struct conn *c)
         if (rs->body == BODY_FILE) {
             size_t chunk = rs->length > (1 << 30) ? (1 << 30) : (size_t)rs->length;
             nodelay_before_write(c, x);
+            c->tp_last = last_write(x) && chunk == (uint64_t)rs->length;
             ssize_t w = c->tp->sendfile(c, rs->fd, &rs->off, chunk);
+            c->tp_last = 0;
             if (w < 0) {
                 if (errno == EINTR)
                     continue;

@@ -40,6 +40,9 @@ struct conn {
     /* The peer's FIN has been reported (EPOLLRDHUP): a short read then does
      * not mean "drained", the EOF is still to be read (nginx's pending_eof). */
     unsigned char rdhup;
+    /* the write conn.c is making ends the connection if the transport takes
+     * all of it (TLS then sends its close_notify with it) */
+    unsigned char tp_last;
     int fd;
     int wait_fd;           /* what conn_step waits on: fd, or a CGI/app pipe */
     int state;

@@ -436,6 +436,11 @@ struct tls_conn {
      * owned here, malloc'd only then, sent before anything else */
     unsigned char *pend;
     size_t pend_off, pend_len;
+    /* pend is only the session ticket of a TLS 1.3 handshake just done: no
+     * client waits for it, so it may ride with the first response (one
+     * packet less per connection) instead of leaving on its own */
+    int pend_lazy;
+    int first_read;  /* TLS 1.3 handshake just done: the next read writes the ticket */
     struct tls_facts facts;
 };
 
@@ -472,8 +477,45 @@ static int pend_flush(struct tls_conn *t)
     }
     free(t->pend);
     t->pend = NULL;
-    t->pend_off = t->pend_len = 0;
+    t->pend_off = t->pend_len = t->pend_lazy = 0;
     return 0;
+}
+
+/* The batch as it is, kept in pend without trying the socket (the ticket). */
+static int batch_keep(struct tls_conn *t)
+{
+    if (!batch_len)
+        return 0;
+    if (t->pend || !(t->pend = malloc(batch_len))) {
+        batch_len = 0;
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(t->pend, batch, batch_len);
+    t->pend_off = 0;
+    t->pend_len = batch_len;
+    t->pend_lazy = 1;
+    batch_len = 0;
+    return 0;
+}
+
+/* Before a write: what waits in pend goes first - into the batch, when it
+ * is a lazy ticket that fits (then it leaves with this call's records),
+ * else to the socket. 0, or -1 with errno (EAGAIN: not all of it left). */
+static int pend_first(struct tls_conn *t)
+{
+    if (!t->pend)
+        return 0;
+    size_t n = t->pend_len - t->pend_off;
+    if (t->pend_lazy && batch_len == 0 && n <= sizeof batch / 2) {
+        memcpy(batch, t->pend + t->pend_off, n);
+        batch_len = n;
+        free(t->pend);
+        t->pend = NULL;
+        t->pend_off = t->pend_len = t->pend_lazy = 0;
+        return 0;
+    }
+    return pend_flush(t);
 }
 
 /* Send the batch; what the socket does not take moves to pend. 0 (all sent,
@@ -514,6 +556,8 @@ static int sock_write(BIO *b, const char *data, int len)
 {
     struct tls_conn *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    if (t->pend && t->pend_lazy && batch_len == 0)
+        pend_first(t); /* the ticket held goes in front of this record */
     if (t->pend) { /* order: what waits goes first */
         BIO_set_retry_write(b);
         errno = EAGAIN;
@@ -655,8 +699,15 @@ static int handshake(struct conn *c, struct tls_conn *t)
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
     int saved = errno;
-    if (after_call(t) < 0)
+    /* done, TLS 1.3: what it wrote last is the ticket, which can wait for
+     * the response (TLS 1.2's last flight has the server's Finished, which
+     * the client waits for) */
+    int lazy = r == 1 && SSL_version(t->ssl) == TLS1_3_VERSION && !t->pend;
+    if (lazy ? batch_keep(t) < 0 : after_call(t) < 0) {
+        t->fatal = 1;
         return -1;
+    }
+    t->first_read = lazy; /* (OpenSSL 3.0 writes the ticket there) */
     errno = saved;
     if (r == 1) {
         t->hs = HS_DONE;
@@ -759,7 +810,7 @@ static ssize_t tls_recv(struct conn *c, void *buf, size_t n)
         if (r < 0)
             return -1;
     }
-    if (t->pend && pend_flush(t) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    if (t->pend && !t->pend_lazy && pend_flush(t) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         t->fatal = 1;
         return -1;
     }
@@ -769,8 +820,14 @@ static ssize_t tls_recv(struct conn *c, void *buf, size_t n)
         ERR_clear_error();
         int r = SSL_read_ex(t->ssl, (char *)buf + got, n - got, &k);
         int saved = errno;
-        if (after_call(t) < 0) /* a read may write: a ticket, an alert, a key update */
+        /* a read may write: the ticket (first read), an alert, a key update */
+        int keep = t->first_read && !t->pend &&
+                   (r == 1 || SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_READ);
+        t->first_read = 0;
+        if (keep ? batch_keep(t) < 0 : after_call(t) < 0) {
+            t->fatal = 1;
             return got > 0 ? (ssize_t)got : -1;
+        }
         if (r == 1) {
             got += k;
             /* nothing buffered and the last recv() was short: the socket is
@@ -781,7 +838,7 @@ static ssize_t tls_recv(struct conn *c, void *buf, size_t n)
         }
         errno = saved;
         ssize_t v = io_error(c, t, r);
-        if (v < 0 && errno == EAGAIN && t->pend)
+        if (v < 0 && errno == EAGAIN && t->pend && !t->pend_lazy)
             c->tp_want = CONN_WRITE; /* what we owe the peer goes first */
         if (got > 0) {
             if (v == 0)
@@ -798,7 +855,7 @@ static ssize_t tls_recv(struct conn *c, void *buf, size_t n)
 
 /* Write len bytes from buf, record after record, until done or the socket is
  * full. Returns the bytes written, or -1 (EAGAIN + tp_want) with none. */
-static ssize_t write_buf(struct conn *c, struct tls_conn *t, const void *buf, size_t len)
+static ssize_t write_buf(struct conn *c, struct tls_conn *t, const void *buf, size_t len, int last)
 {
     size_t tot = 0;
     c->tp_want = 0;
@@ -806,7 +863,7 @@ static ssize_t write_buf(struct conn *c, struct tls_conn *t, const void *buf, si
         errno = EPIPE;
         return -1;
     }
-    if (t->pend && pend_flush(t) < 0) {
+    if (pend_first(t) < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             c->tp_want = CONN_WRITE;
         else
@@ -830,6 +887,12 @@ static ssize_t write_buf(struct conn *c, struct tls_conn *t, const void *buf, si
             return (ssize_t)tot; /* the pending record is re-offered from conn.c's offset */
         return v == 0 ? (errno = EPIPE, -1) : v;
     }
+    if (last) { /* the end of the connection (conn.c): close_notify in the same write */
+        ERR_clear_error();
+        SSL_shutdown(t->ssl);
+        ERR_clear_error();
+        t->shut = 1;
+    }
     if (after_call(t) < 0) /* the records of this call, in one write */
         return -1;
     return (ssize_t)tot;
@@ -842,14 +905,15 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
     struct tls_conn *t = c->tp_ctx;
     /* one big buffer of what fits, so a head and its body share records */
     if (iovcnt == 1)
-        return write_buf(c, t, iov[0].iov_base, iov[0].iov_len); /* no copy */
-    size_t len = 0;
-    for (int i = 0; i < iovcnt && len < sizeof scratch; i++) {
+        return write_buf(c, t, iov[0].iov_base, iov[0].iov_len, c->tp_last); /* no copy */
+    size_t len = 0, all = 0;
+    for (int i = 0; i < iovcnt; i++) {
         size_t k = iov[i].iov_len < sizeof scratch - len ? iov[i].iov_len : sizeof scratch - len;
         memcpy(scratch + len, iov[i].iov_base, k);
         len += k;
+        all += iov[i].iov_len;
     }
-    return write_buf(c, t, scratch, len);
+    return write_buf(c, t, scratch, len, c->tp_last && len == all);
 }
 
 static ssize_t tls_sendfile(struct conn *c, int in_fd, off_t *off, size_t n)
@@ -875,7 +939,7 @@ static ssize_t tls_sendfile(struct conn *c, int in_fd, off_t *off, size_t n)
     ssize_t r = pread(in_fd, scratch, want, *off);
     if (r <= 0)
         return r;
-    ssize_t w = write_buf(c, t, scratch, (size_t)r);
+    ssize_t w = write_buf(c, t, scratch, (size_t)r, c->tp_last && (size_t)r == n);
     if (w > 0)
         *off += w;
     return w;
@@ -885,6 +949,7 @@ static void tls_shutdown_wr(struct conn *c)
 {
     struct tls_conn *t = c->tp_ctx;
     if (!t->fatal && !t->shut && t->hs == HS_DONE) {
+        pend_first(t); /* a ticket still held leaves with the close_notify */
         ERR_clear_error();
         SSL_shutdown(t->ssl); /* close_notify; not waiting for the peer's */
         ERR_clear_error();
@@ -916,6 +981,7 @@ static void tls_close(struct conn *c)
         return;
     if (t->ssl) {
         if (!t->fatal && !t->shut && t->hs == HS_DONE) {
+            pend_first(t);
             ERR_clear_error();
             SSL_shutdown(t->ssl); /* a polite close_notify, if the socket takes it */
             after_call(t);
