@@ -135,13 +135,13 @@ def test_slow_reader_gets_every_record(start_server, docroot, pki, model):
     raw_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     raw_sock.settimeout(20)
     raw_sock.connect(("127.0.0.1", s.port))
-    c = client_ctx(pki).wrap_socket(raw_sock, server_hostname="localhost")
+    c = client_ctx(pki).wrap_socket(raw_sock, server_hostname="localhost", suppress_ragged_eofs=False)
     c.sendall(b"GET /three.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
               b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n"
               b"GET /three.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     got = []
     while True:
-        b = c.recv(4096)
+        b = c.recv(4096)  # (a close without close_notify would raise SSLEOFError)
         if not b:
             break
         got.append(b)
@@ -154,6 +154,33 @@ def test_slow_reader_gets_every_record(start_server, docroot, pki, model):
     head1, rest = body.split(b"\r\n\r\n", 1)
     assert rest[:len(data)] == data
     assert b"Hello, World!\n" in rest[len(data):len(data) + 400]
+
+
+@pytest.mark.parametrize("model", ["event", "prefork", "fork"])
+def test_last_response_ends_with_close_notify(start_server, docroot, pki, model):
+    """The response that ends a connection carries the TLS close_notify (in
+    the same write): the client sees a clean end of the TLS stream, for a
+    small answer, a file, an error, and HTTP/1.0."""
+    (docroot / "f.bin").write_bytes(b"x" * 70000)
+    s = start_server(*tls_args(pki), model=model, root=docroot)
+    for req, status, tail in ((b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 200,
+                               b"Hello, World!\n"),
+                              (b"GET /f.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 200,
+                               b"x" * 100),
+                              (b"GET /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 404, b""),
+                              (b"GET /hello HTTP/1.0\r\n\r\n", 200, b"Hello, World!\n")):
+        raw_sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c = client_ctx(pki).wrap_socket(raw_sock, server_hostname="localhost", suppress_ragged_eofs=False)
+        c.sendall(req)
+        out = []
+        while True:
+            b = c.recv(65536)  # SSLEOFError if the server closed without close_notify
+            if not b:
+                break
+            out.append(b)
+        body = b"".join(out)
+        c.close()
+        assert status_of(body) == status and body.endswith(tail), body[:200]
 
 
 @pytest.fixture
