@@ -173,6 +173,13 @@ static void x_put(struct exchange *x)
     free_count++;
 }
 
+void conn_pool_reserve(void)
+{
+    struct exchange *x = x_get();
+    if (x)
+        x_put(x);
+}
+
 void conn_pool_free(void)
 {
     while (free_list) {

@@ -19,7 +19,8 @@
  *   fault, and the child faults on every page it touches. So the parent's
  *   loop writes as little as it can (its stack, and the block below, which
  *   children do not inherit), and the child does only its own connection
- *   (docs/benchmarks.md, issue 19).
+ *   (docs/benchmarks.md, issue 19). Without TLS and apps the fork() is
+ *   glibc's _Fork(): the same system call, without the fork handlers.
  */
 #include <errno.h>
 #include <poll.h>
@@ -186,6 +187,9 @@ int model_fork(int lfd)
         return 1;
     }
     madvise(kids, kids_len, MADV_DONTFORK);
+    /* the buffers every child needs, made once here: a child's malloc()
+     * would write to the arena and the heap's top, two more faults */
+    conn_pool_reserve();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = reap_children;
@@ -209,8 +213,16 @@ int model_fork(int lfd)
     /* the status page shows the listen queue; a child records it before it
      * closes the listener, but only when there is a status page to show */
     int want_queue = 0;
-    for (int i = 0; i < cfg.nmounts; i++)
+    /* _Fork() is fork() without glibc's fork handlers (its malloc and stdio
+     * locks taken and reset: 3 page faults, ~5% of a connection). Safe in
+     * this single-threaded process unless a library registered its own
+     * pthread_atfork handlers: OpenSSL (TLS) and the WSGI interpreter do, a
+     * C app may, so with those the whole fork(). */
+    int plain_fork = !tls_enabled();
+    for (int i = 0; i < cfg.nmounts; i++) {
         want_queue |= cfg.mounts[i].kind == MOUNT_STATUS;
+        plain_fork &= cfg.mounts[i].kind != MOUNT_APP;
+    }
 
     sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
@@ -225,10 +237,12 @@ int model_fork(int lfd)
         /* --max-conns children at most: past it, leave new connections in
          * the listen queue until one ends (a flood of idle connections must
          * not become a flood of processes) */
-        sigprocmask(SIG_BLOCK, &chld, &old);
-        while (kids->live >= cfg.max_conns && !sig_stop)
-            sigsuspend(&old); /* SIGCHLD (a child reaped) or a stop */
-        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (kids->live >= cfg.max_conns) { /* (two syscalls saved when not full) */
+            sigprocmask(SIG_BLOCK, &chld, &old);
+            while (kids->live >= cfg.max_conns && !sig_stop)
+                sigsuspend(&old); /* SIGCHLD (a child reaped) or a stop */
+            sigprocmask(SIG_SETMASK, &old, NULL);
+        }
         if (sig_stop)
             break;
         union net_addr peer;
@@ -258,7 +272,7 @@ int model_fork(int lfd)
         http_date_now();
         /* keep SIGCHLD out while the child is counted, so the count never goes negative */
         sigprocmask(SIG_BLOCK, &chld, &old);
-        pid_t pid = fork();
+        pid_t pid = plain_fork ? _Fork() : fork();
         if (pid == 0) {
             /* the child: the listening socket is the parent's business */
             sig_close_on_stop = -1; /* before the number can be reused */
@@ -269,8 +283,9 @@ int model_fork(int lfd)
             net_listen_fd = -1;
             signal(SIGCHLD, SIG_DFL);
             sigprocmask(SIG_SETMASK, &old, NULL);
-            vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
-                 (int)getppid());
+            if (log_verbose_on) /* (not two syscalls for nothing) */
+                vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
+                     (int)getppid());
             worker_begin();
             serve_connection(fd, &peer, li);
             worker_end(WORKER_EXIT_NOW);
