@@ -386,31 +386,75 @@ static unsigned fc_probe(const struct mount *m, const char *rel, const struct ti
     return side;
 }
 
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_hex(char *p, unsigned long long v)
+{
+    char tmp[16];
+    int n = 0;
+    do
+        tmp[n++] = "0123456789abcdef"[v & 15];
+    while (v >>= 4);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* '"' + three 16-digit numbers, '.', '-', "-gz", '"' and the NUL; and the
+ * header lines below with the longest of each */
+_Static_assert(sizeof ((struct fc_ent *)0)->etag >= 3 * 16 + 8, "an ETag fits");
+_Static_assert(FC_HDR >= sizeof "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \r\n"
+                                "Accept-Ranges: bytes\r\nContent-Encoding: gzip\r\n"
+                                "Vary: Accept-Encoding\r\n" + 3 * 16 + 8,
+               "an entry's header lines fit");
+
 /* The validators and header lines, from the entry's state. Each coding has
  * its own ETag (the file's, with "-gz"/"-br"), so a cache holding one
- * variant never gets a 304 for another. */
+ * variant never gets a 304 for another. Built with memcpy, not snprintf:
+ * a fork child formats one file's, and printf's code is pages it would
+ * fault in (issue 19). */
 static void fc_headers(struct fc_ent *e)
 {
     char lastmod[32];
     http_date_fmt(e->mtim.tv_sec, lastmod);
     int vary = e->enc != ENC_IDENTITY || (cfg.precompressed && e->side) || e->zok;
-    snprintf(e->etag, sizeof e->etag, "\"%llx.%lx-%llx%s\"", (unsigned long long)e->mtim.tv_sec,
-             (unsigned long)e->mtim.tv_nsec, (unsigned long long)e->size,
-             e->enc == ENC_GZIP ? "-gz" : e->enc == ENC_BR ? "-br" : "");
-    int n = snprintf(e->hdr, sizeof e->hdr,
-                     "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n%s%s%s%s", lastmod,
-                     e->etag, e->enc ? "Content-Encoding: " : "", accept_enc_name(e->enc),
-                     e->enc ? "\r\n" : "", vary ? "Vary: Accept-Encoding\r\n" : "");
-    e->hdr_len = n > 0 && (size_t)n < sizeof e->hdr ? (size_t)n : 0;
-    for (int i = ENC_GZIP; i < ENC_COUNT; i++) {
+    char *p = e->etag;
+    *p++ = '"';
+    p = put_hex(p, (unsigned long long)e->mtim.tv_sec);
+    *p++ = '.';
+    p = put_hex(p, (unsigned long)e->mtim.tv_nsec);
+    *p++ = '-';
+    p = put_hex(p, (unsigned long long)e->size);
+    p = put_str(p, e->enc == ENC_GZIP ? "-gz" : e->enc == ENC_BR ? "-br" : "");
+    *p++ = '"';
+    *p = 0;
+    p = put_str(e->hdr, "Last-Modified: ");
+    p = put_str(p, lastmod);
+    p = put_str(p, "\r\nETag: ");
+    p = put_str(p, e->etag);
+    p = put_str(p, "\r\nAccept-Ranges: bytes\r\n");
+    if (e->enc) {
+        p = put_str(p, "Content-Encoding: ");
+        p = put_str(p, accept_enc_name(e->enc));
+        p = put_str(p, "\r\n");
+    }
+    if (vary)
+        p = put_str(p, "Vary: Accept-Encoding\r\n");
+    e->hdr_len = (size_t)(p - e->hdr);
+    for (int i = ENC_GZIP; e->zok && i < ENC_COUNT; i++) { /* only sent when zok */
         struct fc_z *z = &e->z[i];
         snprintf(z->etag, sizeof z->etag, "\"%llx.%lx-%llx-z%s\"",
                  (unsigned long long)e->mtim.tv_sec, (unsigned long)e->mtim.tv_nsec,
                  (unsigned long long)e->size, i == ENC_GZIP ? "gz" : "br");
-        n = snprintf(z->hdr, sizeof z->hdr,
-                     "Last-Modified: %s\r\nETag: %s\r\nContent-Encoding: %s\r\n"
-                     "Vary: Accept-Encoding\r\n",
-                     lastmod, z->etag, accept_enc_name((enum content_coding)i));
+        int n = snprintf(z->hdr, sizeof z->hdr,
+                         "Last-Modified: %s\r\nETag: %s\r\nContent-Encoding: %s\r\n"
+                         "Vary: Accept-Encoding\r\n",
+                         lastmod, z->etag, accept_enc_name((enum content_coding)i));
         z->hdr_len = n > 0 && (size_t)n < sizeof z->hdr ? (size_t)n : 0;
     }
 }
@@ -985,7 +1029,14 @@ static void serve_path(const struct request *req, const char *rel, int may_fallb
     if (rl == 0 || relbuf[rl - 1] == '/') /* a directory's index, as it is cached */
         memcpy(relbuf + rl, "index.html", sizeof "index.html");
 
-    struct fc_ent uncached, *e = fc_lookup(m, relbuf, ENC_IDENTITY);
+    /* A process's first file skips the cache (empty then anyway): a fork
+     * child serves one connection, mostly one request, and filling a cache
+     * entry would cost it more page faults than it saves (issue 19). Not
+     * with sidecars or compression: those need a cached entry. */
+    static int first = 1;
+    int cache = !first || cfg.precompressed || cfg.compress;
+    first = 0;
+    struct fc_ent uncached, *e = cache ? fc_lookup(m, relbuf, ENC_IDENTITY) : NULL;
     if (!e) {
         relbuf[rl] = 0; /* back to the path as asked: it may be a directory */
         struct stat st;
@@ -997,9 +1048,11 @@ static void serve_path(const struct request *req, const char *rel, int may_fallb
             }
             return;
         }
-        fc_insert(m, relbuf, ENC_IDENTITY, mime_lookup(relbuf, strlen(relbuf)), fd, &st);
-        e = fc_lookup(m, relbuf, ENC_IDENTITY);
-        if (!e) { /* not cacheable (a long path): serve from this fd */
+        if (cache) {
+            fc_insert(m, relbuf, ENC_IDENTITY, mime_lookup(relbuf, strlen(relbuf)), fd, &st);
+            e = fc_lookup(m, relbuf, ENC_IDENTITY);
+        }
+        if (!e) { /* the first file, or not cacheable (a long path): serve from this fd */
             struct rep r;
             memset(&uncached, 0, sizeof uncached);
             uncached.fd = fd;

@@ -3,13 +3,16 @@
  * and the codecs (src/compress.c), http_parse_ranges (several ranges and
  * their bounds), and the MIME table (src/mime.c). TAP, run by prove. */
 #include "accept_enc.h"
+#include "clock.h"
 #include "compress.h"
 #include "http_parse.h"
 #include "mime.h"
 #include "tap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #define ALL (ENC_BIT(ENC_GZIP) | ENC_BIT(ENC_BR))
@@ -171,8 +174,41 @@ static void test_mime(void)
     mime_free();
 }
 
+/* http_date_fmt (src/clock.c) computes the civil date itself (a fork child
+ * must not fault in gmtime's and printf's pages): against gmtime_r and
+ * strftime, every day's noon and midnight edges from 1900 to 2200, and
+ * pseudo-random seconds up to year 9999. */
+static void test_http_date(void)
+{
+    int bad = 0, n = 0;
+    char want[64], got[32];
+    unsigned long long r = 88172645463325252ull;
+    for (long long i = 0; i < 300000; i++) {
+        time_t t;
+        if (i < 110000) /* days -25567 (1900) .. +84000 (2200), three times a day */
+            t = (time_t)((i / 3 - 25567) * 86400 + (i % 3 == 0 ? 0 : i % 3 == 1 ? 43200 : 86399));
+        else {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            t = (time_t)(r % 253402300799ull); /* up to 9999-12-31 23:59:59 */
+        }
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        http_date_fmt(t, got);
+        n++;
+        if (strcmp(got, want) != 0 && bad++ < 3)
+            diag("t=%lld: got '%s', want '%s'", (long long)t, got, want);
+    }
+    ok(bad == 0, "http_date_fmt = gmtime_r + strftime for %d times (%d differ)", n, bad);
+    http_date_fmt(0, got);
+    ok(strcmp(got, "Thu, 01 Jan 1970 00:00:00 GMT") == 0, "the epoch: %s", got);
+    http_date_fmt(784111777, got);
+    ok(strcmp(got, "Sun, 06 Nov 1994 08:49:37 GMT") == 0, "RFC 9110's example: %s", got);
+}
+
 int main(void)
 {
+    test_http_date();
     test_accept_enc();
     test_compress();
     test_ranges();
