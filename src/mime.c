@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 /* The built-in table: what a static site needs when /etc/mime.types is
  * missing (a container without media-types), and the types we prefer. */
@@ -29,16 +30,57 @@ static const struct {
     {"sh", "text/plain"},
 };
 
-/* An open-addressing table ext -> full type (with the charset added). */
+/* An open-addressing table ext -> full type (with the charset added), and
+ * its strings, in shared anonymous mappings: written once at start (the
+ * options, /etc/mime.types), then only read. A private copy would be ~50
+ * pages of every process that fork() copies and each exit unmaps (the fork
+ * model's cost per connection, issue 19); a shared mapping's pages are not
+ * copied, and a child faults in only the one or two it reads. */
 #define MT_SLOTS 4096 /* Debian's list has ~1300 extensions */
 #define EXT_MAX 32
-static struct mt {
+#define ARENA_CAP (1 << 20) /* reserved; only what is used is ever touched */
+struct mt {
     char *ext;
     char *type;
     int user; /* set by --mime: mime_load keeps it */
-} table[MT_SLOTS];
+};
+static struct mt *table; /* [MT_SLOTS] */
+static char *arena;      /* the strings, bump-allocated */
+static size_t arena_used;
 static int used;
 static char *default_type;
+
+static void *shared_map(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* One mapping: the table, then the arena (a mapping more is work for every fork). */
+#define TABLE_BYTES (MT_SLOTS * sizeof(struct mt))
+static int ensure(void)
+{
+    if (!table) {
+        char *m = shared_map(TABLE_BYTES + ARENA_CAP);
+        if (!m)
+            return -1;
+        table = (struct mt *)(void *)m;
+        arena = m + TABLE_BYTES;
+    }
+    return 0;
+}
+
+/* A copy of s[0..n) in the arena, NUL-terminated; NULL when it is full. */
+static char *arena_dup(const char *s, size_t n)
+{
+    if (n + 1 > ARENA_CAP - arena_used)
+        return NULL;
+    char *d = arena + arena_used;
+    memcpy(d, s, n);
+    d[n] = 0;
+    arena_used += n + 1;
+    return d;
+}
 
 static unsigned ext_hash(const char *e, size_t n)
 {
@@ -50,6 +92,8 @@ static unsigned ext_hash(const char *e, size_t n)
 
 static struct mt *slot(const char *e, size_t n)
 {
+    if (!table)
+        return NULL;
     for (unsigned i = ext_hash(e, n) % MT_SLOTS;; i = (i + 1) % MT_SLOTS)
         if (!table[i].ext || (strlen(table[i].ext) == n && strncasecmp(table[i].ext, e, n) == 0))
             return &table[i];
@@ -71,15 +115,12 @@ int mime_type_valid(const char *t)
 }
 
 /* The type as sent: text types say their charset (the files of a site are
- * UTF-8 these days; --mime can say otherwise). */
-static char *full_type(const char *t)
+ * UTF-8 these days; --mime can say otherwise). In buf (cap > 216). */
+static size_t full_type(const char *t, char *buf, size_t cap)
 {
     int text = strncasecmp(t, "text/", 5) == 0 || strcasecmp(t, "application/javascript") == 0;
-    size_t n = strlen(t) + 16;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s%s", t, text && !strchr(t, ';') ? "; charset=utf-8" : "");
-    return s;
+    int n = snprintf(buf, cap, "%s%s", t, text && !strchr(t, ';') ? "; charset=utf-8" : "");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 static int put(const char *ext, size_t n, const char *type, int user)
@@ -89,21 +130,28 @@ static int put(const char *ext, size_t n, const char *type, int user)
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)ext[i]) && !strchr("-_+~", ext[i]))
             return -1;
+    if (ensure() < 0)
+        return -1;
     struct mt *m = slot(ext, n);
     if (m->ext && m->user && !user)
         return 0; /* --mime wins over the files */
-    if (!m->ext) {
-        if (used >= MT_SLOTS / 2)
-            return 0; /* full enough: later ones are dropped */
-        if (!(m->ext = strndup(ext, n)))
-            return -1;
-        used++;
-    }
-    char *t = full_type(type);
-    if (!t)
+    char full[256];
+    size_t tn = full_type(type, full, sizeof full);
+    if (!tn)
         return -1;
-    free(m->type);
-    m->type = t;
+    if (m->type && strcmp(m->type, full) == 0) {
+        m->user |= user;
+        return 0;
+    }
+    if (!m->ext && used >= MT_SLOTS / 2)
+        return 0; /* full enough: later ones are dropped */
+    char *e = m->ext ? m->ext : arena_dup(ext, n), *t = e ? arena_dup(full, tn) : NULL;
+    if (!t)
+        return 0; /* the arena is full: later ones are dropped */
+    if (!m->ext)
+        used++;
+    m->ext = e;
+    m->type = t; /* (a replaced type stays in the arena, unused) */
     m->user |= user;
     return 0;
 }
@@ -117,9 +165,9 @@ int mime_set(const char *ext, const char *type)
 
 int mime_set_default(const char *type)
 {
-    if (!mime_type_valid(type))
-        return -1;
-    char *t = full_type(type);
+    char full[256];
+    size_t n = mime_type_valid(type) ? full_type(type, full, sizeof full) : 0;
+    char *t = n ? strdup(full) : NULL;
     if (!t)
         return -1;
     free(default_type);
@@ -169,7 +217,7 @@ static const char *known(const char *path, size_t len)
     if (!e || n == 0 || n > EXT_MAX)
         return NULL;
     struct mt *m = slot(e, n);
-    return m->ext ? m->type : NULL;
+    return m && m->ext ? m->type : NULL;
 }
 
 const char *mime_lookup(const char *path, size_t len)
@@ -185,12 +233,11 @@ int mime_known_ext(const char *path, size_t len)
 
 void mime_free(void)
 {
-    for (int i = 0; i < MT_SLOTS; i++) {
-        free(table[i].ext);
-        free(table[i].type);
-        table[i].ext = table[i].type = NULL;
-        table[i].user = 0;
-    }
+    if (table)
+        munmap(table, TABLE_BYTES + ARENA_CAP);
+    table = NULL;
+    arena = NULL;
+    arena_used = 0;
     used = 0;
     free(default_type);
     default_type = NULL;
