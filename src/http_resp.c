@@ -200,7 +200,8 @@ void resp_release(struct response *r)
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
-    free(r->mem_free);
+    if (r->mem_free) /* (free(NULL) would fault free's page into a fork child) */
+        free(r->mem_free);
     r->mem_free = NULL;
     blob_unref(r->mem_pin);
     r->mem_pin = NULL;
