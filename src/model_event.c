@@ -239,6 +239,7 @@ static void heap_settle(uint64_t now, uint64_t last_busy)
     static uint64_t last_trim;
     if (!heap_churn || now - last_busy < SETTLE_QUIET_MS || now - last_trim < SETTLE_EVERY_MS)
         return;
+    conn_pool_free(); /* the exchanges kept for reuse too: up to 64 x ~40 KiB */
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
