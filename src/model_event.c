@@ -303,7 +303,12 @@ static void step(struct econn *e)
     timer_update(e);
 }
 
-static void accept_ready(int li)
+/* Accept from listener li: one connection (all: every one queued, for a
+ * stop). One per readiness event, as nginx does: the listener is
+ * level-triggered, so the next epoll_wait reports it again while more
+ * wait, batched with the connections' own events; accepting until EAGAIN
+ * cost a failed accept4() per connection when they come one at a time. */
+static void accept_ready(int li, int all)
 {
     while (nconns < cfg.max_conns || idle_head) {
         union net_addr peer;
@@ -355,7 +360,12 @@ static void accept_ready(int li)
             close_conn(e);
             continue;
         }
-        step(e); /* the request often arrived with the connection: read it now */
+        /* not read now: a client's request (or ClientHello) mostly comes
+         * after its connection, and a recv() here was an EAGAIN per
+         * connection. EPOLL_CTL_ADD reports data already there, so the
+         * next epoll_wait steps it either way. */
+        if (!all)
+            return;
     }
     /* --max-conns reached and none idle: accept again when one closes or
      * goes idle; the clients wait in the listen queue meanwhile */
@@ -471,7 +481,7 @@ static int event_worker(int lfd)
              * those connections would be reset */
             if (net_reuseport)
                 for (int i = 0; i < net_nlisteners; i++)
-                    accept_ready(i);
+                    accept_ready(i, 1);
             listen_on(0);
             close(lfd_);
             lfd_ = -1;
@@ -512,7 +522,7 @@ static int event_worker(int lfd)
             uint64_t tag = evs[i].data.u64;
             struct econn *e = (struct econn *)(uintptr_t)(tag & ~(uint64_t)EXTRA_TAG);
             if (tag < ((uint64_t)NET_MAX_LISTENERS << 1)) { /* a listener */
-                accept_ready((int)(tag >> 1));
+                accept_ready((int)(tag >> 1), 0);
                 continue;
             }
             if (e->c.fd < 0)
