@@ -1,9 +1,11 @@
 /* model_event.c - N workers under the master, each an epoll loop over many
  * non-blocking connections (nginx's design).
  *
- * Every connection is registered once, edge-triggered, for both directions:
- * conn_step() always works until the kernel says EAGAIN, so an edge is never
- * lost and no epoll_ctl is needed per request. Timeouts: the open
+ * Every connection is registered once, edge-triggered, for reading, and
+ * for writing too the first time a write would block (a socket is writable
+ * when it is added: asking for EPOLLOUT then would be one more wake-up per
+ * connection, for nothing): conn_step() always works until the kernel says
+ * EAGAIN, so an edge is never lost and no epoll_ctl is needed per request. Timeouts: the open
  * connections sit in a min-heap by deadline (the timers below), and
  * epoll_wait sleeps until the first one: an idle connection costs nothing
  * until its deadline comes.
@@ -51,7 +53,8 @@ struct econn {
     uint32_t ti;               /* its index in timers[] (every open connection has one) */
     int extra_fd;              /* a body stream's fd registered in epoll, or -1 */
     int waiting;               /* what the last conn_step waits for (CONN_*) */
-    int in_idle;
+    unsigned char in_idle;
+    unsigned char out_on;      /* EPOLLOUT asked for (the first blocked write) */
     struct econn *idle_prev, *idle_next; /* in the idle list (below) */
 };
 _Static_assert(_Alignof(struct econn) > EXTRA_TAG, "the tag bit is free in an econn pointer");
@@ -270,6 +273,17 @@ static void step(struct econn *e)
         close_conn(e);
         return;
     }
+    if (r == CONN_WRITE && e->c.wait_fd == e->c.fd && !e->out_on) {
+        /* (MOD reports the socket's state now: a writable edge that came
+         * since the write's EAGAIN is not lost) */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = e};
+        if (epoll_ctl(ep, EPOLL_CTL_MOD, e->c.fd, &ev) < 0) {
+            log_error("epoll_ctl mod:");
+            close_conn(e);
+            return;
+        }
+        e->out_on = 1;
+    }
     /* waiting on something else than the socket (a CGI/app pipe): watch it too.
      * Add it on every such wait, even under the same number: the pipe of the
      * previous response left the epoll set when it was closed, and the next
@@ -343,14 +357,14 @@ static void accept_ready(int li, int all)
         conn_init(&e->c, fd, &peer);
         e->extra_fd = -1;
         e->in_idle = 0;
+        e->out_on = 0;
         e->idle_prev = e->idle_next = NULL;
         e->waiting = CONN_READ;
         timer_add(e, e->c.deadline);
         nconns++;
         heap_churn++;
         sb_accepted((uint64_t)nconns);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = e};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = e};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             log_error("epoll_ctl add:");
             close_conn(e);
