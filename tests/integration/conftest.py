@@ -8,6 +8,7 @@ sanitizer report, neither on stderr nor in its --error-log file.
 
 FORKHTTPD_BUILD (default "build") names the build directory, so the same
 suite runs against the ASan+UBSan build (build-asan)."""
+import contextlib
 import http.client
 import os
 import signal
@@ -372,6 +373,55 @@ def open_and_request(port, n, results, hold, timeout=10, timed=False):
     finally:
         for c in socks:
             c.close()
+
+
+@contextlib.contextmanager
+def held_in_processes(port, nproc, per, **kw):
+    """nproc client processes (fork), each holding per connections answered
+    by open_and_request(port, per, ..., **kw). Yields each process's report:
+    [answered] or, with timed=True, [answered, seconds] ([0, 99] if it
+    reported nothing). On leaving, the processes close their connections,
+    and each must have exited 0."""
+    pipes, pids = [], []
+    try:
+        for _ in range(nproc):
+            r_done, w_done = os.pipe()
+            r_go, w_go = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r_done)
+                os.close(w_go)
+                code = 1
+                try:
+                    res = []
+                    open_and_request(port, per, res,
+                                     lambda: (os.write(w_done, " ".join(map(str, res)).encode() + b"\n"),
+                                              os.read(r_go, 1)), **kw)
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(w_done)
+            os.close(r_go)
+            pipes.append((r_done, w_go))
+            pids.append(pid)
+        reports = []
+        for r_done, _ in pipes:
+            line = b""
+            while not line.endswith(b"\n"):
+                b = os.read(r_done, 64)
+                if not b:
+                    break
+                line += b
+            reports.append([float(x) for x in line.split()] or [0, 99])
+        yield reports
+    finally:
+        for r_done, w_go in pipes:
+            os.write(w_go, b"x")
+            os.close(w_go)
+            os.close(r_done)
+        for pid in pids:
+            _, st = os.waitpid(pid, 0)
+            assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
 
 
 # ---- issue 11: the owned-field rules, one tricky request for every gateway ----

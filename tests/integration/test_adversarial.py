@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (conn_fd_count, descendants, open_and_request, raw, status_of, wait_until,
+from conftest import (conn_fd_count, descendants, held_in_processes, open_and_request, raw, status_of, wait_until,
                       zombies_of)
 
 GET_HELLO = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -781,47 +781,10 @@ def test_event_10000_concurrent_connections(start_server, docroot):
                      model="event", root=docroot)
     base = baseline(s)
     nproc, per = 3, 3334
-    pipes = []
-    pids = []
-    for k in range(nproc):
-        r_done, w_done = os.pipe()
-        r_go, w_go = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r_done)
-            os.close(w_go)
-            code = 1
-            try:
-                res = []
-                open_and_request(s.port, per, res,
-                                  lambda: (os.write(w_done, b"%d\n" % res[0]), os.read(r_go, 1)))
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(w_done)
-        os.close(r_go)
-        pipes.append((r_done, w_go))
-        pids.append(pid)
-    try:
-        counts = []
-        for r_done, _ in pipes:
-            line = b""
-            while not line.endswith(b"\n"):
-                b = os.read(r_done, 64)
-                if not b:
-                    break
-                line += b
-            counts.append(int(line or b"0"))
+    with held_in_processes(s.port, nproc, per) as reports:
+        counts = [int(r[0]) for r in reports]
         assert counts == [per] * nproc, counts
         total = sum(conn_fd_count(p) for p in procs(s))
         assert total >= sum(base.values()) + nproc * per
         assert hello_ok(s)
-    finally:
-        for r_done, w_go in pipes:
-            os.write(w_go, b"x")
-            os.close(w_go)
-            os.close(r_done)
-        for pid in pids:
-            _, st = os.waitpid(pid, 0)
-            assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
     assert_healthy(s, base, timeout=20)

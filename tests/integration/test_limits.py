@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import (BUILD, GIT_BACKEND, REPO, git_cgi_dir, open_and_request, raw, status_of,
+from conftest import (BUILD, GIT_BACKEND, REPO, git_cgi_dir, held_in_processes, raw, status_of,
                       wait_until)
 from test_adversarial import assert_healthy, baseline
 
@@ -139,51 +139,12 @@ def test_10000_keepalive_clients_at_defaults(start_server, docroot):
     s = start_server("--status", "/status", model="event", root=docroot)
     base = baseline(s)
     nproc, per = 3, 3334
-    pipes, pids = [], []
-    for _ in range(nproc):
-        r_done, w_done = os.pipe()
-        r_go, w_go = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r_done)
-            os.close(w_go)
-            code = 1
-            try:
-                res = []
-                open_and_request(
-                    s.port, per, res,
-                    lambda: (os.write(w_done, b"%d %f\n" % (res[0], res[1])), os.read(r_go, 1)),
-                    timeout=30, timed=True)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(w_done)
-        os.close(r_go)
-        pipes.append((r_done, w_go))
-        pids.append(pid)
-    try:
-        counts, secs = [], []
-        for r_done, _ in pipes:
-            line = b""
-            while not line.endswith(b"\n"):
-                b = os.read(r_done, 64)
-                if not b:
-                    break
-                line += b
-            n, t = (line or b"0 99").split()
-            counts.append(int(n))
-            secs.append(float(t))
+    with held_in_processes(s.port, nproc, per, timeout=30, timed=True) as reports:
+        counts = [int(r[0]) for r in reports]
+        secs = [r[1] for r in reports]
         assert counts == [per] * nproc, counts
         assert max(secs) < 4, secs  # not stalled (the old default: until a keep-alive timeout)
         assert shed_total(s, "accept_paused") == 0
-    finally:
-        for r_done, w_go in pipes:
-            os.write(w_go, b"x")
-            os.close(w_go)
-            os.close(r_done)
-        for pid in pids:
-            _, st = os.waitpid(pid, 0)
-            assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
     assert_healthy(s, base, timeout=20)
 
 
