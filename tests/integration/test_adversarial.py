@@ -312,16 +312,21 @@ def flood(sock, more, total, timeout, until_head=False):
     got = b""
     sent = 0
     t0 = time.monotonic()
+
+    def take():  # one recv into got: False at the end of the stream
+        nonlocal got
+        try:
+            b = sock.recv(65536)
+        except ConnectionResetError:
+            return False
+        got += b
+        return bool(b)
+
     while sent < total and time.monotonic() - t0 < timeout:
         r, w, _ = select.select([sock], [sock], [], 0.5)
         if r:
-            try:
-                b = sock.recv(65536)
-            except ConnectionResetError:
+            if not take():
                 break
-            if not b:
-                break
-            got += b
             if until_head and b"\r\n\r\n" in got:
                 break
         if w:
@@ -335,15 +340,8 @@ def flood(sock, more, total, timeout, until_head=False):
     # looked): the answer may still be on its way
     while until_head and b"\r\n\r\n" not in got and time.monotonic() - t0 < timeout:
         r, _, _ = select.select([sock], [], [], 0.5)
-        if not r:
-            continue
-        try:
-            b = sock.recv(65536)
-        except ConnectionResetError:
+        if r and not take():
             break
-        if not b:
-            break
-        got += b
     return got
 
 
