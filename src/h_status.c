@@ -73,6 +73,24 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The app pool's counters of a slot (app_pool.c's threads write them). */
+struct app_counts {
+    unsigned threads, busy, queued, stuck;
+    unsigned long long rejected, timeouts;
+};
+
+static struct app_counts app_counts_of(const struct sb_slot *s)
+{
+    return (struct app_counts){
+        .threads = __atomic_load_n(&s->app_threads, __ATOMIC_RELAXED),
+        .busy = __atomic_load_n(&s->app_busy, __ATOMIC_RELAXED),
+        .queued = __atomic_load_n(&s->app_queued, __ATOMIC_RELAXED),
+        .stuck = __atomic_load_n(&s->app_stuck, __ATOMIC_RELAXED),
+        .rejected = (unsigned long long)__atomic_load_n(&s->app_rejected, __ATOMIC_RELAXED),
+        .timeouts = (unsigned long long)__atomic_load_n(&s->app_timeouts, __ATOMIC_RELAXED),
+    };
+}
+
 static const char *state_name(int st)
 {
     switch (st) {
@@ -168,6 +186,7 @@ void h_status(const struct request *req, struct response *resp)
         if (s->state == SB_FREE || s->pid <= 0)
             continue;
         int fds = count_fds(s->pid);
+        const struct app_counts a = app_counts_of(s);
         if (json) {
             fprintf(f,
                     "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"accepted\":%llu,"
@@ -182,16 +201,11 @@ void h_status(const struct request *req, struct response *resp)
                 fprintf(f, ",\"tls_handshakes\":%llu,\"tls_resumed\":%llu,\"tls_failed\":%llu",
                         (unsigned long long)s->tls_handshakes, (unsigned long long)s->tls_resumed,
                         (unsigned long long)s->tls_failed);
-            if (cfg.threads) /* the app pool (app_pool.c; its threads write these) */
+            if (cfg.threads)
                 fprintf(f,
                         ",\"app_threads\":%u,\"app_busy\":%u,\"app_queued\":%u,"
                         "\"app_stuck\":%u,\"app_rejected\":%llu,\"app_timeouts\":%llu",
-                        __atomic_load_n(&s->app_threads, __ATOMIC_RELAXED),
-                        __atomic_load_n(&s->app_busy, __ATOMIC_RELAXED),
-                        __atomic_load_n(&s->app_queued, __ATOMIC_RELAXED),
-                        __atomic_load_n(&s->app_stuck, __ATOMIC_RELAXED),
-                        (unsigned long long)__atomic_load_n(&s->app_rejected, __ATOMIC_RELAXED),
-                        (unsigned long long)__atomic_load_n(&s->app_timeouts, __ATOMIC_RELAXED));
+                        a.threads, a.busy, a.queued, a.stuck, a.rejected, a.timeouts);
             /* the limits that shed load (docs/hardening.md) */
             for (int k = 0; k < SB_NSHED; k++)
                 fprintf(f, ",\"%s\":%llu", sb_shed_name[k],
@@ -209,13 +223,8 @@ void h_status(const struct request *req, struct response *resp)
                 fprintf(f, " %15llu %12llu %11llu", (unsigned long long)s->tls_handshakes,
                         (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failed);
             if (cfg.threads)
-                fprintf(f, " %8u %5u %7u %6u %8llu %8llu",
-                        __atomic_load_n(&s->app_threads, __ATOMIC_RELAXED),
-                        __atomic_load_n(&s->app_busy, __ATOMIC_RELAXED),
-                        __atomic_load_n(&s->app_queued, __ATOMIC_RELAXED),
-                        __atomic_load_n(&s->app_stuck, __ATOMIC_RELAXED),
-                        (unsigned long long)__atomic_load_n(&s->app_rejected, __ATOMIC_RELAXED),
-                        (unsigned long long)__atomic_load_n(&s->app_timeouts, __ATOMIC_RELAXED));
+                fprintf(f, " %8u %5u %7u %6u %8llu %8llu", a.threads, a.busy, a.queued, a.stuck,
+                        a.rejected, a.timeouts);
             fputc('\n', f);
         }
         first = 0;
