@@ -464,6 +464,30 @@ struct tls_conn {
 static unsigned char batch[BATCH_CAP];
 static size_t batch_len;
 
+static void pend_drop(struct tls_conn *t)
+{
+    free(t->pend);
+    t->pend = NULL;
+    t->pend_off = t->pend_len = t->pend_lazy = 0;
+}
+
+/* batch[from..] kept in pend (which is empty), and the batch emptied.
+ * 0, or -1 (ENOMEM). */
+static int pend_keep(struct tls_conn *t, size_t from, int lazy)
+{
+    size_t n = batch_len - from;
+    batch_len = 0;
+    if (t->pend || !(t->pend = malloc(n))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(t->pend, batch + from, n);
+    t->pend_off = 0;
+    t->pend_len = n;
+    t->pend_lazy = lazy;
+    return 0;
+}
+
 /* Send pend: 0 when it is all gone, -1 with errno (EAGAIN: some is left). */
 static int pend_flush(struct tls_conn *t)
 {
@@ -475,28 +499,14 @@ static int pend_flush(struct tls_conn *t)
             return -1;
         t->pend_off += (size_t)w;
     }
-    free(t->pend);
-    t->pend = NULL;
-    t->pend_off = t->pend_len = t->pend_lazy = 0;
+    pend_drop(t);
     return 0;
 }
 
 /* The batch as it is, kept in pend without trying the socket (the ticket). */
 static int batch_keep(struct tls_conn *t)
 {
-    if (!batch_len)
-        return 0;
-    if (t->pend || !(t->pend = malloc(batch_len))) {
-        batch_len = 0;
-        errno = ENOMEM;
-        return -1;
-    }
-    memcpy(t->pend, batch, batch_len);
-    t->pend_off = 0;
-    t->pend_len = batch_len;
-    t->pend_lazy = 1;
-    batch_len = 0;
-    return 0;
+    return batch_len ? pend_keep(t, 0, 1) : 0;
 }
 
 /* Before a write: what waits in pend goes first - into the batch, when it
@@ -510,9 +520,7 @@ static int pend_first(struct tls_conn *t)
     if (t->pend_lazy && batch_len == 0 && n <= sizeof batch / 2) {
         memcpy(batch, t->pend + t->pend_off, n);
         batch_len = n;
-        free(t->pend);
-        t->pend = NULL;
-        t->pend_off = t->pend_len = t->pend_lazy = 0;
+        pend_drop(t);
         return 0;
     }
     return pend_flush(t);
@@ -532,19 +540,8 @@ static int batch_flush(struct tls_conn *t)
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            size_t rest = batch_len - off;
-            t->pend = malloc(rest);
-            if (!t->pend) {
-                batch_len = 0;
-                errno = ENOMEM;
-                return -1;
-            }
-            memcpy(t->pend, batch + off, rest);
-            t->pend_off = 0;
-            t->pend_len = rest;
-            break;
-        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return pend_keep(t, off, 0);
         batch_len = 0;
         return -1;
     }
@@ -573,8 +570,10 @@ static int sock_write(BIO *b, const char *data, int len)
         }
     }
     if ((size_t)len > sizeof batch) { /* not a record OpenSSL makes; still correct */
-        ssize_t w = send(t->fd, data, (size_t)len, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        ssize_t w;
+        while ((w = send(t->fd, data, (size_t)len, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+            ;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             BIO_set_retry_write(b);
         return (int)w;
     }
@@ -592,12 +591,14 @@ static int sock_read(BIO *b, char *buf, int len)
         errno = EAGAIN;
         return -1;
     }
-    ssize_t n = recv(t->fd, buf, (size_t)len, 0);
+    ssize_t n;
+    while ((n = recv(t->fd, buf, (size_t)len, 0)) < 0 && errno == EINTR)
+        ;
     if (n >= 0) {
         t->drained = n < len;
         return (int)n;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
         t->drained = 1;
         BIO_set_retry_read(b);
     }
