@@ -408,6 +408,7 @@ static char *put_hex(char *p, unsigned long long v)
 /* '"' + three 16-digit numbers, '.', '-', "-gz", '"' and the NUL; and the
  * header lines below with the longest of each */
 _Static_assert(sizeof ((struct fc_ent *)0)->etag >= 3 * 16 + 8, "an ETag fits");
+_Static_assert(sizeof ((struct fc_z *)0)->etag >= 3 * 16 + 9, "a variant's ETag fits");
 _Static_assert(FC_HDR >= sizeof "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \r\n"
                                 "Accept-Ranges: bytes\r\nContent-Encoding: gzip\r\n"
                                 "Vary: Accept-Encoding\r\n" + 3 * 16 + 8,
@@ -418,22 +419,29 @@ _Static_assert(FC_HDR >= sizeof "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\
  * variant never gets a 304 for another. Built with memcpy, not snprintf:
  * a fork child formats one file's, and printf's code is pages it would
  * fault in (issue 19). */
-static void fc_headers(struct fc_ent *e)
+/* An ETag: the file's mtime (seconds.nanoseconds) and size in hex, then the
+ * coding's suffix, quoted. One rule for every variant of an entry. */
+static void etag_of(char *out, const struct fc_ent *e, const char *suffix)
 {
-    char lastmod[32];
-    http_date_fmt(e->mtim.tv_sec, lastmod);
-    int vary = e->enc != ENC_IDENTITY || (cfg.precompressed && e->side) || e->zok;
-    char *p = e->etag;
+    char *p = out;
     *p++ = '"';
     p = put_hex(p, (unsigned long long)e->mtim.tv_sec);
     *p++ = '.';
     p = put_hex(p, (unsigned long)e->mtim.tv_nsec);
     *p++ = '-';
     p = put_hex(p, (unsigned long long)e->size);
-    p = put_str(p, e->enc == ENC_GZIP ? "-gz" : e->enc == ENC_BR ? "-br" : "");
+    p = put_str(p, suffix);
     *p++ = '"';
     *p = 0;
-    p = put_str(e->hdr, "Last-Modified: ");
+}
+
+static void fc_headers(struct fc_ent *e)
+{
+    char lastmod[32];
+    http_date_fmt(e->mtim.tv_sec, lastmod);
+    int vary = e->enc != ENC_IDENTITY || (cfg.precompressed && e->side) || e->zok;
+    etag_of(e->etag, e, e->enc == ENC_GZIP ? "-gz" : e->enc == ENC_BR ? "-br" : "");
+    char *p = put_str(e->hdr, "Last-Modified: ");
     p = put_str(p, lastmod);
     p = put_str(p, "\r\nETag: ");
     p = put_str(p, e->etag);
@@ -448,9 +456,7 @@ static void fc_headers(struct fc_ent *e)
     e->hdr_len = (size_t)(p - e->hdr);
     for (int i = ENC_GZIP; e->zok && i < ENC_COUNT; i++) { /* only sent when zok */
         struct fc_z *z = &e->z[i];
-        snprintf(z->etag, sizeof z->etag, "\"%llx.%lx-%llx-z%s\"",
-                 (unsigned long long)e->mtim.tv_sec, (unsigned long)e->mtim.tv_nsec,
-                 (unsigned long long)e->size, i == ENC_GZIP ? "gz" : "br");
+        etag_of(z->etag, e, i == ENC_GZIP ? "-zgz" : "-zbr");
         int n = snprintf(z->hdr, sizeof z->hdr,
                          "Last-Modified: %s\r\nETag: %s\r\nContent-Encoding: %s\r\n"
                          "Vary: Accept-Encoding\r\n",
