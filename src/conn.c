@@ -1238,7 +1238,8 @@ static int all_sent(struct conn *c)
     return WRITE_ALL_SENT;
 }
 
-/* Is what write_out sends now the end of the connection (if all taken)? */
+/* Is what write_out sends now the end of the connection (if all taken)?
+ * The same rule ends the connection once all is sent (S_WRITE). */
 static int last_write(const struct exchange *x)
 {
     return x->closing && !x->linger && !x->after_flush;
@@ -1604,9 +1605,9 @@ static int step(struct conn *c)
                 set_state(c, next);
                 break;
             }
-            if (x->closing) {
-                if (!x->linger)
-                    return CONN_DONE;
+            if (last_write(x)) /* (what write_out told the transport: c->tp_last) */
+                return CONN_DONE;
+            if (x->closing) { /* and lingering */
                 c->tp->shutdown_wr(c);
                 x->linger_bytes = 0;
                 set_state(c, S_LINGER);
