@@ -967,7 +967,7 @@ static void tls_shutdown_wr(struct conn *c)
 static int tls_cork(struct conn *c, int on)
 {
     (void)c, (void)on;
-    return 0;
+    return -1; /* not corked: conn.c then has no cork to undo */
 }
 
 static int tls_broken(struct conn *c)
