@@ -219,9 +219,16 @@ int model_fork(int lfd)
      * pthread_atfork handlers: OpenSSL (TLS) and the WSGI interpreter do, a
      * C app may, so with those the whole fork(). */
     int plain_fork = !tls_enabled();
+    /* A child that starts processes of its own (CGI scripts; an app might)
+     * needs SIGCHLD back as it was: the parent's reaper would take their
+     * exit statuses and touch the parent's list of children, which is not
+     * mapped in the child. A child that starts none never gets a SIGCHLD,
+     * and is spared the two calls (and two code pages, issue 19). */
+    int child_signals = !plain_fork;
     for (int i = 0; i < cfg.nmounts; i++) {
-        want_queue |= cfg.mounts[i].kind == MOUNT_STATUS;
+        has_status |= cfg.mounts[i].kind == MOUNT_STATUS;
         plain_fork &= cfg.mounts[i].kind != MOUNT_APP;
+        child_signals |= cfg.mounts[i].kind == MOUNT_CGI || cfg.mounts[i].kind == MOUNT_APP;
     }
 
     sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
@@ -281,8 +288,10 @@ int model_fork(int lfd)
             close(lfd);
             net_close_extra();
             net_listen_fd = -1;
-            signal(SIGCHLD, SIG_DFL);
-            sigprocmask(SIG_SETMASK, &old, NULL);
+            if (child_signals) {
+                signal(SIGCHLD, SIG_DFL);
+                sigprocmask(SIG_SETMASK, &old, NULL);
+            }
             if (log_verbose_on) /* (not two syscalls for nothing) */
                 vlog("child PID %d serving %s port %d, parent PID %d", (int)getpid(), ip, port,
                      (int)getppid());
