@@ -5,6 +5,9 @@
 #ifndef FH_CONFINE_H
 #define FH_CONFINE_H
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 /* Open rel (relative: no leading '/'; "." is the root itself) beneath the
  * directory rootfd (an O_PATH fd is fine). flags are open(2) flags: O_PATH,
  * or O_RDONLY with O_NONBLOCK (so a FIFO does not block); O_CLOEXEC is
@@ -39,5 +42,15 @@ int confine_open_fallback(int rootfd, const char *rel, int flags);
  *                               kept openat2 from resolving: try again
  *   anything else          500 */
 int confine_status(int err);
+
+/* fstat() of an open file, for the request path. glibc's fstat() is
+ * fstatat(fd, "", AT_EMPTY_PATH) with the "" in libc's read-only data, a page
+ * a fork child would map for that one byte (issue 19); this "" is on the
+ * caller's stack, which is mapped already. */
+static inline int confine_fstat(int fd, struct stat *st)
+{
+    char empty[1] = "";
+    return fstatat(fd, empty, st, AT_EMPTY_PATH);
+}
 
 #endif

@@ -548,7 +548,7 @@ static struct fc_ent *fc_lookup(const struct mount *m, const char *rel, enum con
     if (ms == e->fstat_ms)
         return e;
     e->fstat_ms = ms;
-    if (fstat(e->fd, &st) < 0 || !(st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH))) {
+    if (confine_fstat(e->fd, &st) < 0 || !(st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH))) {
         fc_drop(e);
         return NULL;
     }
@@ -583,7 +583,7 @@ static struct fc_ent *fc_get(const struct mount *m, const char *rel, enum conten
     struct stat st;
     if (fd < 0)
         return NULL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH)))
+    if (confine_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH)))
         fc_insert(m, rel, enc, type ? type : mime_lookup(rel, strlen(rel)), fd, &st);
     close(fd);
     return fc_lookup(m, rel, enc);
@@ -702,7 +702,7 @@ static int open_target(const struct request *req, char *relbuf, size_t cap, stru
         resp_error(resp, confine_status(errno));
         return -1;
     }
-    if (fstat(fd, st) < 0) {
+    if (confine_fstat(fd, st) < 0) {
         close(fd);
         resp_error(resp, 500);
         return -1;
@@ -733,7 +733,7 @@ static int open_target(const struct request *req, char *relbuf, size_t cap, stru
         }
         close(fd);
         fd = ifd;
-        if (fstat(fd, st) < 0) {
+        if (confine_fstat(fd, st) < 0) {
             close(fd);
             resp_error(resp, 500);
             return -1;
