@@ -14,7 +14,7 @@ import sys
 LAYERS = [
     # libc only: the clock, logging, sockets, signals, the pure request parser
     # (owned_hdr: the table of fields the server owns, pure; config checks --header with it)
-    ("base", ["module", "clock", "log", "net", "sig", "sigsafe", "confine", "http_parse", "forkhttpd_app",
+    ("base", ["module", "fork_child", "clock", "log", "net", "sig", "sigsafe", "confine", "http_parse", "forkhttpd_app",
               "owned_hdr", "realip"]),
     # the options (validated with the parser) and the shared counters
     ("config", ["config", "scoreboard", "mime"]),

@@ -3,8 +3,24 @@
 
 #include <string.h>
 
+#include "fork_child.h"
+
+static uint64_t held_ms FORK_CHILD_WRITES; /* clock_hold; 0: read the clock */
+
+void clock_hold(uint64_t ms)
+{
+    held_ms = ms;
+}
+
+void clock_release(void)
+{
+    held_ms = 0;
+}
+
 uint64_t now_ms(void)
 {
+    if (held_ms)
+        return held_ms;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -66,6 +82,8 @@ const char *http_date_now(void)
     /* time() is a vDSO call: no syscall; the string is rebuilt once a second. */
     static char buf[32];
     static time_t cached = -1;
+    if (held_ms && cached != -1)
+        return buf; /* made by the parent before the fork */
     time_t now = time(NULL);
     if (now != cached) {
         http_date_fmt(now, buf);

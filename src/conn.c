@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "compress.h"
+#include "fork_child.h"
 #include "config.h"
 #include "handler.h"
 #include "http_parse.h"
@@ -109,8 +110,9 @@ static void conn_nodelay(struct conn *c)
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* (fails on a UNIX socket) */
 }
 
-static struct exchange *free_list;
-static unsigned free_count;
+/* (taken by a fork child from what its parent reserved: fork_child.h) */
+static struct exchange *free_list FORK_CHILD_WRITES;
+static unsigned free_count FORK_CHILD_WRITES;
 
 static struct exchange *x_get(void)
 {
@@ -154,8 +156,10 @@ static void spool_close(struct exchange *x)
     if (x->spool_fd >= 0)
         close(x->spool_fd);
     x->spool_fd = -1;
-    spool_used -= x->spool_held;
-    x->spool_held = 0;
+    if (x->spool_held) { /* (a global written only when it changes: fork_child.h) */
+        spool_used -= x->spool_held;
+        x->spool_held = 0;
+    }
 }
 
 static void x_put(struct exchange *x)
@@ -383,13 +387,12 @@ static void after_flush(struct conn *c, int state)
 
 /* ---- helpers ---- */
 
-static const struct http_limits *limits(void)
+/* (on the caller's stack: a static rewritten per request would be one more
+ * copy-on-write fault in each fork child, fork_child.h) */
+static struct http_limits limits(void)
 {
-    static struct http_limits lim;
-    lim.max_line = cfg.max_line;
-    lim.max_head = cfg.max_head;
-    lim.max_headers = cfg.max_headers;
-    return &lim;
+    return (struct http_limits){
+        .max_line = cfg.max_line, .max_head = cfg.max_head, .max_headers = cfg.max_headers};
 }
 
 /* recv into in[]: >0 bytes, 0 EOF, -1 error, FH_AGAIN would block. */
@@ -1479,7 +1482,8 @@ static int step(struct conn *c)
             break;
         }
         case S_HEAD: {
-            int r = http_parse_request(&x->req, x->in, x->in_len, limits());
+            struct http_limits lim = limits();
+            int r = http_parse_request(&x->req, x->in, x->in_len, &lim);
             if (r > 0) {
                 x->head_len = (size_t)r;
                 begin_request(c);

@@ -212,7 +212,7 @@ int model_fork(int lfd)
     sigaddset(&chld, SIGCHLD);
     /* the status page shows the listen queue; a child records it before it
      * closes the listener, but only when there is a status page to show */
-    int want_queue = 0;
+    int has_status = 0;
     /* _Fork() is fork() without glibc's fork handlers (its malloc and stdio
      * locks taken and reset: 3 page faults, ~5% of a connection). Safe in
      * this single-threaded process unless a library registered its own
@@ -275,16 +275,22 @@ int model_fork(int lfd)
             net_addr_str(&peer, ip, sizeof ip, &port);
             vlog("accepted connection from %s port %d (fd %d)", ip, port, fd);
         }
-        /* the Date header, rebuilt here once a second, not in every child */
+        /* the Date header, rebuilt here once a second, not in every child;
+         * and the time, which the child takes as its own until it waits */
         http_date_now();
+        uint64_t t0 = now_ms();
         /* keep SIGCHLD out while the child is counted, so the count never goes negative */
         sigprocmask(SIG_BLOCK, &chld, &old);
         pid_t pid = plain_fork ? _Fork() : fork();
         if (pid == 0) {
             /* the child: the listening socket is the parent's business */
             sig_close_on_stop = -1; /* before the number can be reused */
-            if (want_queue)
+            clock_hold(t0);
+            if (has_status)
                 net_queue_remember(lfd); /* the status page's listen queue */
+            else
+                sb_self = NULL; /* no status page to show the counters: a child
+                                   writing them would fault in their page */
             close(lfd);
             net_close_extra();
             net_listen_fd = -1;

@@ -14,7 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int net_listen_fd = -1;
+#include "fork_child.h"
+
+int net_listen_fd FORK_CHILD_WRITES = -1;
 
 /* The port a socket is bound to (--port 0 binds an ephemeral one); 0 for a
  * UNIX socket. */

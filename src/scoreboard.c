@@ -7,10 +7,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fork_child.h"
 #include "log.h"
 
 struct scoreboard *sb;
-struct sb_slot *sb_self;
+struct sb_slot *sb_self FORK_CHILD_WRITES; /* (a fork child may clear it) */
 
 int sb_init(void)
 {

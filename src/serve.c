@@ -53,6 +53,7 @@ void serve_connection(int fd, const union net_addr *peer, int listener)
             if (conn_busy && c.wait_fd == c.fd && w == CONN_READ && ms > RECHECK_MS)
                 ms = RECHECK_MS; /* waiting for the client: the pool may fill up meanwhile */
             n = poll(p, c.wait_fd != c.fd ? 2 : 1, ms);
+            clock_release(); /* (a fork child's first wait: its clock runs now) */
             conn_recheck(&c);
             if (n != 0 || (now = now_ms()) >= c.deadline)
                 break;

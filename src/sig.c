@@ -4,10 +4,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fork_child.h"
+
 volatile sig_atomic_t sig_stop;
 volatile sig_atomic_t sig_reload;
 volatile sig_atomic_t sig_reopen;
-volatile int sig_close_on_stop = -1;
+volatile int sig_close_on_stop FORK_CHILD_WRITES = -1;
 
 static void on_signal(int signo)
 {
