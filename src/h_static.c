@@ -179,7 +179,7 @@ static struct blob *autoindex_build(const struct request *req, int dfd, const ch
                 int lfd = -1;
                 if ((size_t)snprintf(rel, sizeof rel, "%s%s", dirrel, names[i]) < sizeof rel)
                     lfd = confine_open(req->mount->dir_fd, rel, O_PATH);
-                known = lfd >= 0 && fstat(lfd, &st) == 0;
+                known = lfd >= 0 && confine_fstat(lfd, &st) == 0;
                 if (lfd >= 0)
                     close(lfd);
             }
@@ -239,11 +239,13 @@ static void lc_drop(struct lc_ent *e)
     e->html = NULL;
 }
 
-static void autoindex(const struct request *req, int dfd, const char *dirrel,
-                      struct response *resp)
+/* (not inlined: its PATH_MAX buffer would deepen the stack of every file
+ * served by one more page, which a fork child faults in, issue 19) */
+static __attribute__((noinline)) void autoindex(const struct request *req, int dfd,
+                                                const char *dirrel, struct response *resp)
 {
     struct stat st;
-    if (fstat(dfd, &st) < 0) {
+    if (confine_fstat(dfd, &st) < 0) {
         resp_error(resp, 500);
         return;
     }
@@ -657,8 +659,9 @@ static struct fc_z *fc_zget(struct fc_ent *e, enum content_coding enc, struct bl
  * but unreserved characters, '/' and the sub-delims, ':' and '@'), so '\',
  * '%', '?', '#', spaces, control bytes and non-ASCII in a name come back as
  * the same name. The query is kept as it came. Too long for a header: 414. */
-static void redirect_slash(const struct request *req, struct response *resp)
-{
+static __attribute__((noinline)) void redirect_slash(const struct request *req,
+                                                     struct response *resp)
+{ /* (not inlined, as autoindex: a 2 KiB buffer) */
     static const char hex[] = "0123456789ABCDEF";
     const struct http_req *h = req->h;
     char loc[RESP_HDR_CAP];
@@ -1023,15 +1026,14 @@ static int fallback_applies(const struct request *req, const struct response *re
     return cfg.fallback && resp->status == 404 && !mime_known_ext(req->path, req->path_len);
 }
 
-/* Serve the file (or directory) rel inside the mount. */
 static void serve_path(const struct request *req, const char *rel, int may_fallback,
-                       struct response *resp)
+                       struct response *resp);
+
+/* serve_path with the path in relbuf (rl bytes, room for cap). */
+static void serve_path_in(const struct request *req, char *relbuf, size_t cap, size_t rl,
+                          int may_fallback, struct response *resp)
 {
     const struct mount *m = req->mount;
-    /* the normaliser bounds the path by PATH_MAX; room is left for the index name */
-    char relbuf[PATH_MAX + 16];
-    size_t rl = strlen(rel);
-    memcpy(relbuf, rel, rl + 1);
     if (rl == 0 || relbuf[rl - 1] == '/') /* a directory's index, as it is cached */
         memcpy(relbuf + rl, "index.html", sizeof "index.html");
 
@@ -1046,7 +1048,7 @@ static void serve_path(const struct request *req, const char *rel, int may_fallb
     if (!e) {
         relbuf[rl] = 0; /* back to the path as asked: it may be a directory */
         struct stat st;
-        int fd = open_target(req, relbuf, sizeof relbuf, &st, resp);
+        int fd = open_target(req, relbuf, cap, &st, resp);
         if (fd < 0) {
             if (may_fallback && fallback_applies(req, resp)) {
                 resp->hdr_len = 0;
@@ -1072,6 +1074,27 @@ static void serve_path(const struct request *req, const char *rel, int may_fallb
         close(fd);
     }
     serve_ent(req, e, resp);
+}
+
+/* Serve the file (or directory) rel inside the mount. */
+static void serve_path(const struct request *req, const char *rel, int may_fallback,
+                       struct response *resp)
+{
+    /* room for the path and an index name ("index.html"); the normaliser
+     * bounds the path by PATH_MAX. Short paths, most, on the stack: a
+     * PATH_MAX buffer there would be a page a fork child faults in for a
+     * few bytes (issue 19). */
+    char small[256];
+    size_t rl = strlen(rel), cap = rl + 16;
+    char *relbuf = cap <= sizeof small ? small : malloc(cap);
+    if (!relbuf) {
+        resp_error(resp, 503);
+        return;
+    }
+    memcpy(relbuf, rel, rl + 1);
+    serve_path_in(req, relbuf, cap, rl, may_fallback, resp);
+    if (relbuf != small)
+        free(relbuf);
 }
 
 /* --error-page CODE=PATH: the file's bytes instead of the built-in page,

@@ -65,6 +65,37 @@ def test_index_and_redirect(start_server, docroot, model):
     assert r.status == 403  # no index.html and no --autoindex
 
 
+@pytest.mark.parametrize("length", [200, 240, 241, 1000])
+def test_long_paths(start_server, docroot, model, length):
+    """Paths around and past the short-path buffer of h_static's serve_path
+    (240 bytes and room for "index.html" on the stack, longer on the heap):
+    a file, a directory's index, the slash redirect and a 404, with
+    --autoindex listing a long directory."""
+    names, left = [], length - len("/f.txt")
+    while left > 0:  # directories of at most 100 bytes (NAME_MAX is 255)
+        n = min(100, left)
+        names.append("d" * (n - 1) if n > 1 else "")
+        left -= n
+    names = [n for n in names if n]
+    d = docroot.joinpath(*names)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "f.txt").write_bytes(b"long %d\n" % length)
+    (d / "index.html").write_bytes(b"index %d\n" % length)
+    (d / "sub").mkdir(exist_ok=True)
+    dirpath = "/" + "/".join(names)
+    s = start_server("--autoindex", model=model, root=docroot)
+    r, body = get(s, dirpath + "/f.txt")
+    assert r.status == 200 and body == b"long %d\n" % length
+    r, body = get(s, dirpath + "/")
+    assert r.status == 200 and body == b"index %d\n" % length
+    r, body = get(s, dirpath)
+    assert r.status == 301 and r.getheader("Location") == dirpath + "/"
+    r, body = get(s, dirpath + "/missing.txt")
+    assert r.status == 404
+    r, body = get(s, dirpath + "/sub/")
+    assert r.status == 200 and b"Index of" in body
+
+
 def test_percent_decoding(start_server, docroot, model):
     s = start_server(model=model, root=docroot)
     r, body = get(s, "/sub/a%20b.txt")
