@@ -1404,8 +1404,9 @@ def main():
 
 
 def main_only(groups):
-    """BENCH_ONLY=tls,gz: only those groups of rows (tls: TLS W1, W2, W4 and
-    W5 against nginx and h2o; gz: the static compression rows), with the same
+    """BENCH_ONLY=tls,gz,fork: only those groups of rows (tls: TLS W1, W2, W4
+    and W5 against nginx and h2o; gz: the static compression rows; fork: the
+    fork model against the bare fork servers, C and WSGI), with the same
     table; also written to build/bench-only.md and .json."""
     t_start = time.time()
     write_docroot()
@@ -1417,6 +1418,8 @@ def main_only(groups):
             tls_rows(s.up, s.down, s.row, s.skipped, rows)
         if "gz" in groups:
             compress_rows(s.up, s.down, s.row, s.skipped)
+        if "fork" in groups:
+            fork_ceiling_rows(s.up, s.down, s.row, s.skipped)
     finally:
         s.stop_all()
     mark_targets(rows, lambda r: r.get("rate_ratio") and r.get("cpu_ratio"))
@@ -1438,7 +1441,7 @@ if __name__ == "__main__":
     ONLY = [g for g in os.environ.get("BENCH_ONLY", "").split(",") if g and g != "threads"]
     if os.environ.get("BENCH_ONLY") == "threads":
         threads_only()
-    elif ONLY:  # BENCH_ONLY=tls,gz
+    elif ONLY:  # BENCH_ONLY=tls,gz,fork
         main_only(ONLY)
     else:
         main()

@@ -5,7 +5,8 @@
 #   BENCH_PAIRS=7 BENCH_SECONDS=3   alternating pairs per row, seconds per run
 #   BENCH_QUICK=1                   3 pairs of 1 s runs: a smoke test
 #   BENCH_IDLE_CONNS=10000          connections held in W5 (and TLS W5)
-#   BENCH_ONLY=tls,gz               only the HTTPS rows and/or the static compression rows
+#   BENCH_ONLY=tls,gz,fork          only the HTTPS rows, the static compression rows and/or
+#                                   the fork model against the bare fork servers
 #   BUILD=build                     where forkhttpd, hello.so and the results are
 #
 # The orchestration and statistics are in scripts/bench.py; this wrapper installs
