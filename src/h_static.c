@@ -886,6 +886,80 @@ static int multipart(const struct rep *r, const struct http_range *rg, int n,
 
 /* ---- the handler ---- */
 
+/* The head of an answer with r's bytes first..last (all of them, or one range). */
+static void rep_answer(const struct rep *r, int status, uint64_t first, uint64_t last,
+                       struct response *resp)
+{
+    resp->status = status;
+    resp->content_type = r->type;
+    resp->length = r->size ? (int64_t)(last - first + 1) : 0;
+    memcpy(resp->hdr, r->hdr, r->hdr_len);
+    resp->hdr_len = r->hdr_len;
+}
+
+/* The body of that answer, from byte first. */
+static void rep_body(const struct rep *r, uint64_t first, struct response *resp)
+{
+    /* Cached bytes: the response pins them, so it may wait (a full socket,
+     * a request body to read first) while the entry is evicted or refilled. */
+    if (r->data) {
+        resp_pinned(resp, resp->status, resp->content_type, r->data, (size_t)first,
+                    (size_t)resp->length);
+        return;
+    }
+    if (!r->own_fd) {
+        resp->fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0); /* the response owns its fd */
+        if (resp->fd < 0) {
+            resp_error(resp, 503);
+            return;
+        }
+    }
+    resp->body = BODY_FILE;
+    resp->off = (off_t)first;
+}
+
+/* A GET with a Range field: answered here (206, multipart 206, 416) and 1,
+ * or 0 when the whole representation is to be sent (a stale If-Range, no
+ * range that applies). Not inlined: its RANGES_MAX array would deepen the
+ * stack of every file served by 1.6 KiB, a page a fork child faults in
+ * (issue 19). */
+static __attribute__((noinline)) int serve_range(const struct request *req, const struct rep *r,
+                                                 const struct http_header *range,
+                                                 struct response *resp)
+{
+    const struct http_header *ifr = http_req_header(req->h, "If-Range");
+    if (ifr) { /* a stale validator: send the whole (new) representation */
+        time_t t;
+        int ok;
+        if (ifr->value.len && (ifr->value.p[0] == '"' || ifr->value.p[0] == 'W'))
+            ok = ifr->value.p[0] == '"' && etag_list_match(ifr->value, r->etag, 0);
+        else
+            ok = http_date_parse(ifr->value.p, ifr->value.len, &t) == 0 && t == r->mtime;
+        if (!ok)
+            return 0;
+    }
+    struct http_range rg[RANGES_MAX];
+    int nr = http_parse_ranges(range->value.p, range->value.len, (uint64_t)r->size, rg,
+                               RANGES_MAX);
+    if (nr < 0) {
+        resp_error(resp, 416);
+        resp_header(resp, "Content-Range", "bytes */%lld", (long long)r->size);
+        return 1;
+    }
+    if (nr == 0)
+        return 0;
+    if (nr > 1) {
+        rep_answer(r, 206, 0, r->size ? (uint64_t)r->size - 1 : 0, resp);
+        multipart(r, rg, nr, resp);
+        return 1;
+    }
+    rep_answer(r, 206, rg[0].first, rg[0].last, resp);
+    resp_header(resp, "Content-Range", "bytes %llu-%llu/%lld", (unsigned long long)rg[0].first,
+                (unsigned long long)rg[0].last, (long long)r->size);
+    rep_body(r, rg[0].first, resp);
+    return 1;
+}
+
 /* Answer a request for the representation r: the preconditions, 304,
  * ranges, or the whole of it. */
 static void serve_rep(const struct request *req, const struct rep *r, struct response *resp)
@@ -911,59 +985,12 @@ static void serve_rep(const struct request *req, const struct rep *r, struct res
         return;
     }
 
-    struct http_range rg[RANGES_MAX];
-    int nr = 0;
     const struct http_header *range =
         h->m == HTTP_M_GET && r->ranges ? http_req_header(h, "Range") : NULL;
-    if (range) {
-        const struct http_header *ifr = http_req_header(h, "If-Range");
-        int ok = 1;
-        if (ifr) { /* a stale validator: send the whole (new) representation */
-            if (ifr->value.len && (ifr->value.p[0] == '"' || ifr->value.p[0] == 'W'))
-                ok = ifr->value.p[0] == '"' && etag_list_match(ifr->value, r->etag, 0);
-            else
-                ok = http_date_parse(ifr->value.p, ifr->value.len, &t) == 0 && t == r->mtime;
-        }
-        nr = ok ? http_parse_ranges(range->value.p, range->value.len, (uint64_t)r->size, rg,
-                                    RANGES_MAX)
-                : 0;
-        if (nr < 0) {
-            resp_error(resp, 416);
-            resp_header(resp, "Content-Range", "bytes */%lld", (long long)r->size);
-            return;
-        }
-    }
-    uint64_t first = nr == 1 ? rg[0].first : 0;
-    uint64_t last = nr == 1 ? rg[0].last : r->size ? (uint64_t)r->size - 1 : 0;
-
-    resp->status = nr ? 206 : 200;
-    resp->content_type = r->type;
-    resp->length = r->size ? (int64_t)(last - first + 1) : 0;
-    memcpy(resp->hdr, r->hdr, r->hdr_len);
-    resp->hdr_len = r->hdr_len;
-    if (nr > 1) {
-        multipart(r, rg, nr, resp);
+    if (range && serve_range(req, r, range, resp))
         return;
-    }
-    if (nr == 1)
-        resp_header(resp, "Content-Range", "bytes %llu-%llu/%lld", (unsigned long long)first,
-                    (unsigned long long)last, (long long)r->size);
-    /* Cached bytes: the response pins them, so it may wait (a full socket,
-     * a request body to read first) while the entry is evicted or refilled. */
-    if (r->data) {
-        resp_pinned(resp, resp->status, resp->content_type, r->data, (size_t)first,
-                    (size_t)resp->length);
-        return;
-    }
-    if (!r->own_fd) {
-        resp->fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0); /* the response owns its fd */
-        if (resp->fd < 0) {
-            resp_error(resp, 503);
-            return;
-        }
-    }
-    resp->body = BODY_FILE;
-    resp->off = (off_t)first;
+    rep_answer(r, 200, 0, r->size ? (uint64_t)r->size - 1 : 0, resp);
+    rep_body(r, 0, resp);
 }
 
 /* Serve e, or the coding of it the client prefers: a sidecar (file.br,
