@@ -52,7 +52,14 @@ static struct kids {
     volatile sig_atomic_t live;
     pid_t pid[];
 } *kids;
+/* The mapping: ALT_STACK bytes of the reaper's alternate signal stack, then
+ * kids. On the main stack each signal frame (3.3 KiB with AVX-512 state)
+ * wrote a page the last child still shared: a copy-on-write fault on about
+ * every connection (issue 19). */
+#define ALT_STACK (64 * 1024)
+static void *kids_map;
 static size_t kids_len;
+static int alt_stack_on;
 /* --lesson reap-once: one waitpid() per SIGCHLD, the tutorial's bug */
 static volatile sig_atomic_t reap_once;
 
@@ -154,7 +161,12 @@ static void wait_children(sigset_t *chld, const struct sigaction *reaper)
     sigprocmask(SIG_UNBLOCK, chld, NULL);
     while (kids->live > 0)
         poll(NULL, 0, 10);
-    munmap(kids, kids_len);
+    if (alt_stack_on) { /* before its memory goes */
+        stack_t ss = {.ss_flags = SS_DISABLE};
+        sigaltstack(&ss, NULL);
+        alt_stack_on = 0;
+    }
+    munmap(kids_map, kids_len);
     kids = NULL;
 }
 
@@ -179,14 +191,21 @@ static const char *lesson_symptom(void)
 
 int model_fork(int lfd)
 {
-    kids_len = sizeof *kids + (size_t)cfg.max_conns * sizeof(pid_t);
-    kids = mmap(NULL, kids_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (kids == MAP_FAILED) {
-        kids = NULL;
+    /* what is mounted decides what a child may do (below) */
+    int has_status = 0, has_app = 0, has_cgi = 0;
+    for (int i = 0; i < cfg.nmounts; i++) {
+        has_status |= cfg.mounts[i].kind == MOUNT_STATUS;
+        has_app |= cfg.mounts[i].kind == MOUNT_APP;
+        has_cgi |= cfg.mounts[i].kind == MOUNT_CGI;
+    }
+    kids_len = ALT_STACK + sizeof *kids + (size_t)cfg.max_conns * sizeof(pid_t);
+    kids_map = mmap(NULL, kids_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (kids_map == MAP_FAILED) {
         log_error("fork model: mmap:");
         return 1;
     }
-    madvise(kids, kids_len, MADV_DONTFORK);
+    madvise(kids_map, kids_len, MADV_DONTFORK);
+    kids = (struct kids *)((char *)kids_map + ALT_STACK);
     /* the buffers every child needs, made once here: a child's malloc()
      * would write to the arena and the heap's top, two more faults */
     conn_pool_reserve();
@@ -197,6 +216,17 @@ int model_fork(int lfd)
     /* no SA_RESTART: accept() returns EINTR when a child is reaped, and we
      * restart it ourselves - the lesson of part 3 */
     sa.sa_flags = SA_NOCLDSTOP;
+    /* The alternate stack, unless one is set already (ASan's) or an app is
+     * mounted: its crash handler sets one of its own, which a child (that
+     * does not have this mapping) must be able to use. */
+    stack_t ss;
+    if (!has_app && sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_DISABLE)) {
+        ss = (stack_t){.ss_sp = kids_map, .ss_size = ALT_STACK};
+        if (sigaltstack(&ss, NULL) == 0) {
+            alt_stack_on = 1;
+            sa.sa_flags |= SA_ONSTACK;
+        }
+    }
     if (cfg.lesson == LESSON_NO_REAP)
         signal(SIGCHLD, SIG_DFL); /* no handler, no waitpid(): zombies */
     else
@@ -210,26 +240,18 @@ int model_fork(int lfd)
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    /* the status page shows the listen queue; a child records it before it
-     * closes the listener, but only when there is a status page to show */
-    int has_status = 0;
     /* _Fork() is fork() without glibc's fork handlers (its malloc and stdio
      * locks taken and reset: 3 page faults, ~5% of a connection). Safe in
      * this single-threaded process unless a library registered its own
      * pthread_atfork handlers: OpenSSL (TLS) and the WSGI interpreter do, a
      * C app may, so with those the whole fork(). */
-    int plain_fork = !tls_enabled();
+    int plain_fork = !tls_enabled() && !has_app;
     /* A child that starts processes of its own (CGI scripts; an app might)
      * needs SIGCHLD back as it was: the parent's reaper would take their
      * exit statuses and touch the parent's list of children, which is not
      * mapped in the child. A child that starts none never gets a SIGCHLD,
      * and is spared the two calls (and two code pages, issue 19). */
-    int child_signals = !plain_fork;
-    for (int i = 0; i < cfg.nmounts; i++) {
-        has_status |= cfg.mounts[i].kind == MOUNT_STATUS;
-        plain_fork &= cfg.mounts[i].kind != MOUNT_APP;
-        child_signals |= cfg.mounts[i].kind == MOUNT_CGI || cfg.mounts[i].kind == MOUNT_APP;
-    }
+    int child_signals = has_cgi || has_app;
 
     sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
