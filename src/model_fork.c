@@ -22,10 +22,12 @@
  *   (docs/benchmarks.md, issue 19). Without TLS and apps the fork() is
  *   glibc's _Fork(): the same system call, without the fork handlers.
  */
+#include <alloca.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -57,6 +59,7 @@ static struct kids {
  * wrote a page the last child still shared: a copy-on-write fault on about
  * every connection (issue 19). */
 #define ALT_STACK (64 * 1024)
+#define LOOP_ROOM 2048 /* stack the accept loop's frames use, with room */
 static void *kids_map;
 static size_t kids_len;
 static int alt_stack_on;
@@ -189,70 +192,14 @@ static const char *lesson_symptom(void)
     }
 }
 
-int model_fork(int lfd)
+/* accept, fork, close: the tutorial's loop (model_fork sets it up). */
+static __attribute__((noinline)) int accept_loop(int lfd, int has_status, int plain_fork,
+                                                 int child_signals)
 {
-    /* what is mounted decides what a child may do (below) */
-    int has_status = 0, has_app = 0, has_cgi = 0;
-    for (int i = 0; i < cfg.nmounts; i++) {
-        has_status |= cfg.mounts[i].kind == MOUNT_STATUS;
-        has_app |= cfg.mounts[i].kind == MOUNT_APP;
-        has_cgi |= cfg.mounts[i].kind == MOUNT_CGI;
-    }
-    kids_len = ALT_STACK + sizeof *kids + (size_t)cfg.max_conns * sizeof(pid_t);
-    kids_map = mmap(NULL, kids_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (kids_map == MAP_FAILED) {
-        log_error("fork model: mmap:");
-        return 1;
-    }
-    madvise(kids_map, kids_len, MADV_DONTFORK);
-    kids = (struct kids *)((char *)kids_map + ALT_STACK);
-    /* the buffers every child needs, made once here: a child's malloc()
-     * would write to the arena and the heap's top, two more faults */
-    conn_pool_reserve();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = reap_children;
-    sigemptyset(&sa.sa_mask);
-    /* no SA_RESTART: accept() returns EINTR when a child is reaped, and we
-     * restart it ourselves - the lesson of part 3 */
-    sa.sa_flags = SA_NOCLDSTOP;
-    /* The alternate stack, unless one is set already (ASan's) or an app is
-     * mounted: its crash handler sets one of its own, which a child (that
-     * does not have this mapping) must be able to use. */
-    stack_t ss;
-    if (!has_app && sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_DISABLE)) {
-        ss = (stack_t){.ss_sp = kids_map, .ss_size = ALT_STACK};
-        if (sigaltstack(&ss, NULL) == 0) {
-            alt_stack_on = 1;
-            sa.sa_flags |= SA_ONSTACK;
-        }
-    }
-    if (cfg.lesson == LESSON_NO_REAP)
-        signal(SIGCHLD, SIG_DFL); /* no handler, no waitpid(): zombies */
-    else
-        sigaction(SIGCHLD, &sa, NULL);
-    reap_once = cfg.lesson == LESSON_REAP_ONCE;
-    if (cfg.lesson)
-        warn("--lesson %s: this server is DELIBERATELY BROKEN to show a bug of the tutorial: "
-             "%s; never use it for real", cfg.lesson_name, lesson_symptom());
     int rc = 0;
-
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    /* _Fork() is fork() without glibc's fork handlers (its malloc and stdio
-     * locks taken and reset: 3 page faults, ~5% of a connection). Safe in
-     * this single-threaded process unless a library registered its own
-     * pthread_atfork handlers: OpenSSL (TLS) and the WSGI interpreter do, a
-     * C app may, so with those the whole fork(). */
-    int plain_fork = !tls_enabled() && !has_app;
-    /* A child that starts processes of its own (CGI scripts; an app might)
-     * needs SIGCHLD back as it was: the parent's reaper would take their
-     * exit statuses and touch the parent's list of children, which is not
-     * mapped in the child. A child that starts none never gets a SIGCHLD,
-     * and is spared the two calls (and two code pages, issue 19). */
-    int child_signals = has_cgi || has_app;
-
     sig_close_on_stop = lfd; /* a stop closes it: accept() cannot miss the stop */
     while (!sig_stop) {
         if (sig_reopen) {
@@ -349,6 +296,83 @@ int model_fork(int lfd)
         /* the parent: the child owns the connection now */
         close(fd);
     }
+    return rc;
+}
+
+int model_fork(int lfd)
+{
+    /* what is mounted decides what a child may do (below) */
+    int has_status = 0, has_app = 0, has_cgi = 0;
+    for (int i = 0; i < cfg.nmounts; i++) {
+        has_status |= cfg.mounts[i].kind == MOUNT_STATUS;
+        has_app |= cfg.mounts[i].kind == MOUNT_APP;
+        has_cgi |= cfg.mounts[i].kind == MOUNT_CGI;
+    }
+    kids_len = ALT_STACK + sizeof *kids + (size_t)cfg.max_conns * sizeof(pid_t);
+    kids_map = mmap(NULL, kids_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (kids_map == MAP_FAILED) {
+        log_error("fork model: mmap:");
+        return 1;
+    }
+    madvise(kids_map, kids_len, MADV_DONTFORK);
+    kids = (struct kids *)((char *)kids_map + ALT_STACK);
+    /* the buffers every child needs, made once here: a child's malloc()
+     * would write to the arena and the heap's top, two more faults */
+    conn_pool_reserve();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = reap_children;
+    sigemptyset(&sa.sa_mask);
+    /* no SA_RESTART: accept() returns EINTR when a child is reaped, and we
+     * restart it ourselves - the lesson of part 3 */
+    sa.sa_flags = SA_NOCLDSTOP;
+    /* The alternate stack, unless one is set already (ASan's) or an app is
+     * mounted: its crash handler sets one of its own, which a child (that
+     * does not have this mapping) must be able to use. */
+    stack_t ss;
+    if (!has_app && sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_DISABLE)) {
+        ss = (stack_t){.ss_sp = kids_map, .ss_size = ALT_STACK};
+        if (sigaltstack(&ss, NULL) == 0) {
+            alt_stack_on = 1;
+            sa.sa_flags |= SA_ONSTACK;
+        }
+    }
+    if (cfg.lesson == LESSON_NO_REAP)
+        signal(SIGCHLD, SIG_DFL); /* no handler, no waitpid(): zombies */
+    else
+        sigaction(SIGCHLD, &sa, NULL);
+    reap_once = cfg.lesson == LESSON_REAP_ONCE;
+    if (cfg.lesson)
+        warn("--lesson %s: this server is DELIBERATELY BROKEN to show a bug of the tutorial: "
+             "%s; never use it for real", cfg.lesson_name, lesson_symptom());
+    /* _Fork() is fork() without glibc's fork handlers (its malloc and stdio
+     * locks taken and reset: 3 page faults, ~5% of a connection). Safe in
+     * this single-threaded process unless a library registered its own
+     * pthread_atfork handlers: OpenSSL (TLS) and the WSGI interpreter do, a
+     * C app may, so with those the whole fork(). */
+    int plain_fork = !tls_enabled() && !has_app;
+    /* A child that starts processes of its own (CGI scripts; an app might)
+     * needs SIGCHLD back as it was: the parent's reaper would take their
+     * exit statuses and touch the parent's list of children, which is not
+     * mapped in the child. A child that starts none never gets a SIGCHLD,
+     * and is spared the two calls (and two code pages, issue 19). */
+    int child_signals = has_cgi || has_app;
+
+    /* The loop writes its stack after every fork(), a copy-on-write fault
+     * per page while the last child lives. Its frames need under 2 KiB, but
+     * where they start within a page depends on the environment's size:
+     * a quarter of the time they crossed into a second page. So it starts
+     * at least LOOP_ROOM bytes above a page boundary. */
+    char here;
+    size_t in_page = (uintptr_t)&here % 4096;
+    if (in_page < LOOP_ROOM + 256) {
+        char *gap = alloca(in_page + 256); /* (never touched) */
+        __asm__ volatile("" : : "r"(gap) : "memory");
+    }
+    int rc = accept_loop(lfd, has_status, plain_fork, child_signals);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
     wait_children(&chld, &sa);
     return rc;
 }
