@@ -260,6 +260,8 @@ void h_worker_start(void)
 
 void h_worker_stop(void)
 {
+    if (napps == 0) /* (nothing started; a fork child writes no global for it) */
+        return;
     app_pool_stop(); /* before fini: no call may run under it */
     fini_ready();
     areq_pool_free();

@@ -64,7 +64,9 @@ int transport_attach(struct conn *c, int listener)
     c->proxy = (unsigned char)net_listeners[listener].proxy; /* conn.c reads it first */
     if (net_listeners[listener].tls)
         return tls_attach(c);
-    if (tls_redirect_on() && net_tls_listener() >= 0)
+    /* (net.c's question first: without a TLS listener a fork child does not
+     * fault in tls_load.c's code page to ask the second) */
+    if (net_tls_listener() >= 0 && tls_redirect_on())
         c->policy = TP_POLICY_REDIRECT;
     return 0;
 }
