@@ -99,7 +99,13 @@ struct exchange {
     uint64_t body_sent; /* ...its body bytes written so far */
     size_t body_from, body_to; /* ...its body bytes in out[] (offsets), counted as they leave */
     size_t linger_bytes;
-    char path[PATH_MAX];
+    /* The request's normalised path (router_route): in path[] when it fits,
+     * as most do, else in path_big (grown as needed, freed with the
+     * exchange). A PATH_MAX array here put the path on a page of its own:
+     * one more fault in each fork child (issue 19). */
+    char *path_big;
+    size_t path_big_cap;
+    char path[256];
     char *in;
     char out[OUT_CAP];
 };
@@ -114,20 +120,34 @@ static void conn_nodelay(struct conn *c)
 static struct exchange *free_list FORK_CHILD_WRITES;
 static unsigned free_count FORK_CHILD_WRITES;
 
-static struct exchange *x_get(void)
+/* A new exchange; page-aligned for a fork child (conn_pool_reserve): its
+ * fields, the path and the head of out[] then share two pages. */
+static struct exchange *x_new(int page_aligned)
+{
+    /* head buffer: the parser reports 431 past max_head, so it never fills up */
+    size_t in_cap = cfg.max_head + 8192;
+    struct exchange *x = NULL;
+    if (page_aligned) {
+        if (posix_memalign((void **)&x, 4096, sizeof *x + in_cap) != 0)
+            return NULL;
+    } else if (!(x = malloc(sizeof *x + in_cap))) {
+        return NULL;
+    }
+    x->in = (char *)(x + 1);
+    x->in_cap = in_cap;
+    x->path_big = NULL;
+    x->path_big_cap = 0;
+    return x;
+}
+
+static struct exchange *x_get_new(int page_aligned)
 {
     struct exchange *x = free_list;
     if (x) {
         free_list = x->next_free;
         free_count--;
-    } else {
-        /* head buffer: the parser reports 431 past max_head, so it never fills up */
-        size_t in_cap = cfg.max_head + 8192;
-        x = malloc(sizeof *x + in_cap);
-        if (!x)
-            return NULL;
-        x->in = (char *)(x + 1);
-        x->in_cap = in_cap;
+    } else if (!(x = x_new(page_aligned))) {
+        return NULL;
     }
     x->in_len = 0;
     x->out_len = x->out_sent = 0;
@@ -148,6 +168,11 @@ static struct exchange *x_get(void)
     return x;
 }
 
+static struct exchange *x_get(void)
+{
+    return x_get_new(0);
+}
+
 /* Spooled body bytes held by this process's exchanges (--spool-budget). */
 static int64_t spool_used;
 
@@ -164,6 +189,11 @@ static void spool_close(struct exchange *x)
 
 static void x_put(struct exchange *x)
 {
+    if (x->path_big) { /* (a write only when there is one: fork_child.h) */
+        free(x->path_big);
+        x->path_big = NULL;
+        x->path_big_cap = 0;
+    }
     resp_release(&x->resp);
     zs_free(x->z); /* a coded body cut short (the client gone, a timeout) */
     x->z = NULL;
@@ -179,7 +209,7 @@ static void x_put(struct exchange *x)
 
 void conn_pool_reserve(void)
 {
-    struct exchange *x = x_get();
+    struct exchange *x = x_get_new(1);
     if (x)
         x_put(x);
 }
@@ -864,7 +894,24 @@ static void begin_request(struct conn *c)
     x->rq.body_len = 0;
     x->rq.crash_fd = c->fd;
     x->rq.crash_ok = x->out_len == 0;
-    int routed = router_route(&x->rq, x->path, sizeof x->path, &x->resp);
+    /* the normalised path is never longer than the target's path */
+    char *pathbuf = x->path;
+    size_t cap = sizeof x->path;
+    if (r->path.len + 1 > cap) {
+        size_t want = r->path.len + 1 < PATH_MAX ? r->path.len + 1 : PATH_MAX;
+        if (x->path_big_cap < want) {
+            char *p = realloc(x->path_big, want);
+            if (!p) {
+                fail(c, 503);
+                return;
+            }
+            x->path_big = p;
+            x->path_big_cap = want;
+        }
+        pathbuf = x->path_big;
+        cap = x->path_big_cap;
+    }
+    int routed = router_route(&x->rq, pathbuf, cap, &x->resp);
     /* Limits by cost: a body a handler reads is streamed through a spool
      * file (disk, bounded by --spool-budget), one nobody reads is only
      * read and dropped, so it stays small */
