@@ -65,12 +65,13 @@ def test_index_and_redirect(start_server, docroot, model):
     assert r.status == 403  # no index.html and no --autoindex
 
 
-@pytest.mark.parametrize("length", [200, 240, 241, 1000])
+@pytest.mark.parametrize("length", [200, 240, 241, 255, 256, 1000])
 def test_long_paths(start_server, docroot, model, length):
-    """Paths around and past the short-path buffer of h_static's serve_path
-    (240 bytes and room for "index.html" on the stack, longer on the heap):
-    a file, a directory's index, the slash redirect and a 404, with
-    --autoindex listing a long directory."""
+    """Paths around and past the short-path buffers: h_static's serve_path
+    (240 bytes and room for "index.html" on the stack, longer on the heap)
+    and the exchange's path (255 bytes, longer on the heap): a file, a
+    directory's index, the slash redirect and a 404, with --autoindex
+    listing a long directory."""
     names, left = [], length - len("/f.txt")
     while left > 0:  # directories of at most 100 bytes (NAME_MAX is 255)
         n = min(100, left)
