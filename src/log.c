@@ -216,7 +216,7 @@ void vlog_head(const char *prefix, const char *head, size_t len)
 
 /* ---- access log ---- */
 
-static int alog_fd = -1;
+int access_log_fd = -1;
 static const char *alog_path;
 
 int access_log_open(const char *path)
@@ -225,10 +225,10 @@ int access_log_open(const char *path)
     if (!path)
         return 0;
     if (strcmp(path, "-") == 0) {
-        alog_fd = dup(STDOUT_FILENO);
-        if (alog_fd >= 0)
-            fcntl(alog_fd, F_SETFD, FD_CLOEXEC);
-        return alog_fd < 0 ? -1 : 0;
+        access_log_fd = dup(STDOUT_FILENO);
+        if (access_log_fd >= 0)
+            fcntl(access_log_fd, F_SETFD, FD_CLOEXEC);
+        return access_log_fd < 0 ? -1 : 0;
     }
     /* O_APPEND: every process's one write() per line lands whole at the end. */
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -236,7 +236,7 @@ int access_log_open(const char *path)
         fprintf(stderr, "forkhttpd: --access-log: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    alog_fd = fd;
+    access_log_fd = fd;
     return 0;
 }
 
@@ -287,8 +287,8 @@ int access_log_reopen(void)
         log_error("reopen access log %s:", alog_path);
         return -1;
     }
-    dup2(fd, alog_fd); /* keep the number: other code may hold it */
-    fcntl(alog_fd, F_SETFD, FD_CLOEXEC);
+    dup2(fd, access_log_fd); /* keep the number: other code may hold it */
+    fcntl(access_log_fd, F_SETFD, FD_CLOEXEC);
     close(fd);
     return 0;
 }
@@ -326,14 +326,9 @@ int log_files_need_owner(void)
 
 void access_log_close(void)
 {
-    if (alog_fd >= 0)
-        close(alog_fd);
-    alog_fd = -1;
-}
-
-int access_log_enabled(void)
-{
-    return alog_fd >= 0;
+    if (access_log_fd >= 0)
+        close(access_log_fd);
+    access_log_fd = -1;
 }
 
 static int alog_tls; /* --access-log-format tls */
@@ -384,7 +379,7 @@ void access_log_write(const char *peer, const char *rl, size_t rl_len, int statu
                       uint64_t bytes, const char *ref, size_t ref_len, const char *ua,
                       size_t ua_len, const char *tls_protocol, const char *tls_cipher)
 {
-    if (alog_fd < 0)
+    if (access_log_fd < 0)
         return;
     char line[4096];
     size_t n = (size_t)snprintf(line, sizeof line, "%s - - [%s] \"", peer, clf_time());
@@ -418,6 +413,6 @@ void access_log_write(const char *peer, const char *rl, size_t rl_len, int statu
                          tls_cipher ? strlen(tls_cipher) : 1);
     }
     line[n++] = '\n';
-    ssize_t w = write(alog_fd, line, n);
+    ssize_t w = write(access_log_fd, line, n);
     (void)w;
 }

@@ -63,7 +63,13 @@ void access_log_close(void);    /* this process's copy (the root parent's) */
 /* Read the time zone once, at start: log time stamps stay in that zone
  * whatever an app later does to TZ (Django sets it). */
 void log_tz_init(void);
-int access_log_enabled(void);
+extern int access_log_fd; /* >= 0 while an access log is open */
+/* (inline: a call per request into log.c would be one more code page in
+ * each fork child, issue 19) */
+static inline int access_log_enabled(void)
+{
+    return access_log_fd >= 0;
+}
 /* --access-log-format: "combined" (the default) or "tls" (combined, then the
  * connection's TLS protocol and cipher, "-" for plain HTTP; docs/tls.md).
  * 0, or -1 for another name. */
