@@ -56,7 +56,7 @@
 /* One running script; also the ctx of the deferred head and the body stream. */
 struct cgi {
     pid_t pid;         /* the script, leader of its own process group; 0 once reaped
-                          (or handed to the to_reap list) */
+                          (or handed to the h_cgi_to_reap list) */
     int fd;            /* read end of its stdout pipe (non-blocking); -1 once closed */
     int eof;           /* the script closed its stdout */
     int64_t left;      /* body bytes still to pass on (the script's Content-Length), -1: all */
@@ -405,7 +405,7 @@ static int wait_exit(pid_t pid, int ms)
 }
 
 /* A worker does not wait for a script whose response is over: what has not
- * exited yet goes on the to_reap list, which h_cgi_reap() looks at again
+ * exited yet goes on the h_cgi_to_reap list, which h_cgi_reap() looks at again
  * later (the event model's sweep, serve.c's poll loop, the next h_cgi) and,
  * after a connection in the blocking models or at a worker's exit, waits for.
  *
@@ -422,7 +422,7 @@ struct reaping {
     char name[256];    /* for log lines */
 };
 
-static struct reaping *to_reap;
+struct reaping *h_cgi_to_reap;
 
 #define REAP_RETRY_MS 10 /* killed, not reaped yet: look again this soon */
 
@@ -487,18 +487,18 @@ static void reap(struct cgi *c, int finished)
         r->killed = killed;
         r->kill_at = killed ? 0 : mono_ms() + REAP_GRACE_MS;
         memcpy(r->name, c->name, sizeof r->name);
-        r->next = to_reap;
-        to_reap = r;
+        r->next = h_cgi_to_reap;
+        h_cgi_to_reap = r;
     } else {
         reaped(c->name, st, killed);
     }
     c->pid = 0;
 }
 
-int h_cgi_reap(int block)
+int h_cgi_reap_list(int block)
 {
     int next = -1;
-    struct reaping **pp = &to_reap;
+    struct reaping **pp = &h_cgi_to_reap;
     while (*pp) {
         struct reaping *r = *pp;
         int st = 0, gone = try_wait(r->pid, &st);
@@ -595,7 +595,7 @@ static int cgi_prepare(void *ctx, struct response *resp, int *wait_fd)
         if (r < 0)
             return bad_gateway(c, resp, "cannot read its output");
         /* EOF before the header block ended: say why, if it crashed and has
-         * been reaped already (else the to_reap list will say it) */
+         * been reaped already (else the h_cgi_to_reap list will say it) */
         c->eof = 1;
         int st = 0;
         if (c->pid > 0 && try_wait(c->pid, &st)) {

@@ -66,6 +66,14 @@ void h_worker_stop(void);
  * call it periodically (the event sweep; serve.c's poll loop).
  * h_cgi_reap(1) waits until all are reaped (at most the grace, 100 ms, plus
  * the kill): after each connection in the blocking models, at a worker's exit. */
-int h_cgi_reap(int block);
+struct reaping;
+extern struct reaping *h_cgi_to_reap; /* the scripts not reaped yet (h_cgi.c) */
+int h_cgi_reap_list(int block);
+/* (inline: with nothing to reap, no call into h_cgi.c's code, a page a fork
+ * child would fault in, issue 19) */
+static inline int h_cgi_reap(int block)
+{
+    return h_cgi_to_reap ? h_cgi_reap_list(block) : -1;
+}
 
 #endif
