@@ -195,8 +195,10 @@ static void x_put(struct exchange *x)
         x->path_big_cap = 0;
     }
     resp_release(&x->resp);
-    zs_free(x->z); /* a coded body cut short (the client gone, a timeout) */
-    x->z = NULL;
+    if (x->z) { /* a coded body cut short (the client gone, a timeout) */
+        zs_free(x->z);
+        x->z = NULL;
+    }
     spool_close(x);
     if (free_count >= 64) { /* keep a few for reuse: no malloc per request */
         free(x);
@@ -849,7 +851,8 @@ static void begin_request(struct conn *c)
     c->nreq++;
     if (c->nreq == 2 && net_tls_listener() < 0) /* keep-alive: see nodelay_before_write */
         conn_nodelay(c);
-    vlog_head("< ", x->in, x->head_len);
+    if (log_verbose_on) /* (the test here: no call into log.c's code per request) */
+        vlog_head("< ", x->in, x->head_len);
     if (sb_self) { /* for the master's crash report and the status counters */
         const char *rl;
         size_t n = request_line_of(x, &rl);
@@ -1101,7 +1104,8 @@ static void respond(struct conn *c)
         c->state = S_WRITE;
         return;
     }
-    vlog_head("> ", x->out + x->out_len, hl);
+    if (log_verbose_on)
+        vlog_head("> ", x->out + x->out_len, hl);
     x->out_len += hl;
     x->log_status = rs->status; /* logged once sent (log_done) */
     x->body_sent = 0;
