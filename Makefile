@@ -88,11 +88,13 @@ all: $(BUILD)/forkhttpd $(BUILD)/forkload $(APPS) $(UNIT_BIN) $(WSGI_SO) $(TLS_S
 # fault-around), and its exit unmaps them. So the serve path is linked first,
 # in this order, and the segments are 64 KiB-aligned: the child's code is one
 # window (docs/benchmarks.md, issue 19). main() goes last (built without
-# -freorder-functions, which would put it first, in .text.startup).
+# -freorder-functions, which would put gcc's main() first, in .text.startup;
+# clang has no such section, nor the flag).
 HOT_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,model_fork serve worker app_load conn http_parse \
               router h_static http_resp clock transport net confine mime)
 LINK_OBJ := $(HOT_OBJ) $(filter-out $(HOT_OBJ),$(CORE_OBJ)) $(BUILD)/obj/main.o
-$(BUILD)/obj/main.o: CFLAGS += -fno-reorder-functions
+$(BUILD)/obj/main.o: CFLAGS += $(shell $(CC) -fno-reorder-functions -E -x c /dev/null \
+                                  >/dev/null 2>&1 && echo -fno-reorder-functions)
 
 $(BUILD)/forkhttpd: $(LINK_OBJ)
 	$(CC) $(LDFLAGS) -Wl,-z,max-page-size=0x10000 -o $@ $(LINK_OBJ) $(LDLIBS)
