@@ -427,3 +427,20 @@ def test_event_accept_reuseport(start_server, docroot):
 def test_accept_flag_errors():
     p = subprocess.run([BIN, "--accept", "random"], capture_output=True, timeout=10)
     assert p.returncode == 2 and b"--accept" in p.stderr
+
+
+def test_fork_child_globals_share_one_page():
+    """The globals a fork child writes on its way through a request
+    (FORK_CHILD_WRITES, src/fork_child.h) are in one page of .data: each
+    other page would be a copy-on-write fault per connection (issue 19)."""
+    out = subprocess.run(["nm", BIN], capture_output=True, text=True, check=True).stdout
+    if "__asan_init" in out:
+        pytest.skip("ASan gives every global a redzone: .data is many pages there")
+    want = {"free_list", "free_count", "held_ms", "net_listen_fd", "sig_close_on_stop", "sb_self"}
+    addrs = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[2] in want and f[1] in "dD":
+            addrs[f[2]] = int(f[0], 16)
+    assert set(addrs) == want, f"not in .data: {sorted(want - set(addrs))}"
+    assert len({a // 4096 for a in addrs.values()}) == 1, {k: hex(v) for k, v in addrs.items()}
