@@ -444,3 +444,25 @@ def test_fork_child_globals_share_one_page():
             addrs[f[2]] = int(f[0], 16)
     assert set(addrs) == want, f"not in .data: {sorted(want - set(addrs))}"
     assert len({a // 4096 for a in addrs.values()}) == 1, {k: hex(v) for k, v in addrs.items()}
+
+
+def test_fork_child_date_is_now(start_server, docroot):
+    """A fork child answers with the Date its parent made just before the
+    fork (clock_hold, src/clock.c): it is the current second, and a later
+    connection gets a later one."""
+    import email.utils
+    s = start_server(model="fork", root=docroot)
+
+    def date_of():
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
+        c.request("GET", "/hello")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return email.utils.parsedate_to_datetime(r.getheader("Date")).timestamp()
+
+    first = date_of()
+    assert abs(first - time.time()) <= 2
+    time.sleep(1.1)  # the Date has a resolution of one second: let one pass
+    second = date_of()
+    assert second > first and abs(second - time.time()) <= 2
