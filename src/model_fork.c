@@ -360,9 +360,9 @@ int model_fork(int lfd)
 
     /* The loop writes its stack after every fork(), a copy-on-write fault
      * per page while the last child lives. Its frames need under 2 KiB, but
-     * where they start within a page depends on the environment's size:
-     * a quarter of the time they crossed into a second page. So it starts
-     * at least LOOP_ROOM bytes above a page boundary. */
+     * where they start within a page depends on the environment's size
+     * (with one of eight sizes tried, they crossed into a second page). So
+     * the loop starts at least LOOP_ROOM bytes above a page boundary. */
     char here;
     size_t in_page = (uintptr_t)&here % 4096;
     if (in_page < LOOP_ROOM + 256) {
