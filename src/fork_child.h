@@ -5,7 +5,8 @@
  * every connection. The few globals a child writes on its way through a
  * request (the listener it forgets, the exchange it takes from the pool,
  * the clock it is handed) are all placed in .data, which is a few hundred
- * bytes: one page, one fault, whichever file they are defined in. */
+ * bytes: one page, one fault, whichever file they are defined in
+ * (tests/integration/test_models.py checks the page). */
 #ifndef FH_FORK_CHILD_H
 #define FH_FORK_CHILD_H
 
