@@ -378,8 +378,15 @@ static void accept_ready(int li, int all)
          * after its connection, and a recv() here was an EAGAIN per
          * connection. EPOLL_CTL_ADD reports data already there, so the
          * next epoll_wait steps it either way. */
-        if (!all)
-            return;
+        if (!all) {
+            if (nconns < cfg.max_conns || idle_head)
+                return;
+            /* full with this one: out of the listener's wait queue now. A
+             * worker that waited for the next connection to find out would
+             * take the kernel's one EPOLLEXCLUSIVE wakeup for a client it
+             * then leaves queued, while a worker with room sleeps on. */
+            break;
+        }
     }
     /* --max-conns reached and none idle: accept again when one closes or
      * goes idle; the clients wait in the listen queue meanwhile */
