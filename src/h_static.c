@@ -416,11 +416,6 @@ _Static_assert(FC_HDR >= sizeof "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\
                                 "Vary: Accept-Encoding\r\n" + 3 * 16 + 8,
                "an entry's header lines fit");
 
-/* The validators and header lines, from the entry's state. Each coding has
- * its own ETag (the file's, with "-gz"/"-br"), so a cache holding one
- * variant never gets a 304 for another. Built with memcpy, not snprintf:
- * a fork child formats one file's, and printf's code is pages it would
- * fault in (issue 19). */
 /* An ETag: the file's mtime (seconds.nanoseconds) and size in hex, then the
  * coding's suffix, quoted. One rule for every variant of an entry. */
 static void etag_of(char *out, const struct fc_ent *e, const char *suffix)
@@ -437,33 +432,45 @@ static void etag_of(char *out, const struct fc_ent *e, const char *suffix)
     *p = 0;
 }
 
+/* The header lines of a representation into out (FC_HDR: the assert
+ * above): Last-Modified and ETag, Accept-Ranges when ranges are served on
+ * it, its Content-Encoding, Vary. Their length. */
+static size_t hdr_lines(char *out, const char *lastmod, const char *etag, int ranges,
+                        enum content_coding enc, int vary)
+{
+    char *p = put_str(out, "Last-Modified: ");
+    p = put_str(p, lastmod);
+    p = put_str(p, "\r\nETag: ");
+    p = put_str(p, etag);
+    p = put_str(p, "\r\n");
+    if (ranges)
+        p = put_str(p, "Accept-Ranges: bytes\r\n");
+    if (enc != ENC_IDENTITY) {
+        p = put_str(p, "Content-Encoding: ");
+        p = put_str(p, accept_enc_name(enc));
+        p = put_str(p, "\r\n");
+    }
+    if (vary)
+        p = put_str(p, "Vary: Accept-Encoding\r\n");
+    return (size_t)(p - out);
+}
+
+/* The validators and header lines, from the entry's state. Each coding has
+ * its own ETag (the file's, with "-gz"/"-br"), so a cache holding one
+ * variant never gets a 304 for another. Built with memcpy, not snprintf:
+ * a fork child formats one file's, and printf's code is pages it would
+ * fault in (issue 19). */
 static void fc_headers(struct fc_ent *e)
 {
     char lastmod[32];
     http_date_fmt(e->mtim.tv_sec, lastmod);
     int vary = e->enc != ENC_IDENTITY || (cfg.precompressed && e->side) || e->zok;
     etag_of(e->etag, e, e->enc == ENC_GZIP ? "-gz" : e->enc == ENC_BR ? "-br" : "");
-    char *p = put_str(e->hdr, "Last-Modified: ");
-    p = put_str(p, lastmod);
-    p = put_str(p, "\r\nETag: ");
-    p = put_str(p, e->etag);
-    p = put_str(p, "\r\nAccept-Ranges: bytes\r\n");
-    if (e->enc) {
-        p = put_str(p, "Content-Encoding: ");
-        p = put_str(p, accept_enc_name(e->enc));
-        p = put_str(p, "\r\n");
-    }
-    if (vary)
-        p = put_str(p, "Vary: Accept-Encoding\r\n");
-    e->hdr_len = (size_t)(p - e->hdr);
+    e->hdr_len = hdr_lines(e->hdr, lastmod, e->etag, 1, e->enc, vary);
     for (int i = ENC_GZIP; e->zok && i < ENC_COUNT; i++) { /* only sent when zok */
         struct fc_z *z = &e->z[i];
         etag_of(z->etag, e, i == ENC_GZIP ? "-zgz" : "-zbr");
-        int n = snprintf(z->hdr, sizeof z->hdr,
-                         "Last-Modified: %s\r\nETag: %s\r\nContent-Encoding: %s\r\n"
-                         "Vary: Accept-Encoding\r\n",
-                         lastmod, z->etag, accept_enc_name((enum content_coding)i));
-        z->hdr_len = n > 0 && (size_t)n < sizeof z->hdr ? (size_t)n : 0;
+        z->hdr_len = hdr_lines(z->hdr, lastmod, z->etag, 0, (enum content_coding)i, 1);
     }
 }
 
