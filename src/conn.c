@@ -140,7 +140,8 @@ static struct exchange *x_new(int page_aligned)
     return x;
 }
 
-static struct exchange *x_get_new(int page_aligned)
+/* An exchange from the pool, or a new one (x_new), ready for a request. */
+static struct exchange *x_get(int page_aligned)
 {
     struct exchange *x = free_list;
     if (x) {
@@ -166,11 +167,6 @@ static struct exchange *x_get_new(int page_aligned)
     resp_init(&x->resp);
     http_req_init(&x->req);
     return x;
-}
-
-static struct exchange *x_get(void)
-{
-    return x_get_new(0);
 }
 
 /* Spooled body bytes held by this process's exchanges (--spool-budget). */
@@ -211,7 +207,7 @@ static void x_put(struct exchange *x)
 
 void conn_pool_reserve(void)
 {
-    struct exchange *x = x_get_new(1);
+    struct exchange *x = x_get(1);
     if (x)
         x_put(x);
 }
@@ -1498,7 +1494,7 @@ static int step(struct conn *c)
         switch (c->state) {
         case S_IDLE: {
             if (c->proxy) { /* a /proxy listener: the PROXY header comes first */
-                if (!x && !(x = c->x = x_get()))
+                if (!x && !(x = c->x = x_get(0)))
                     return CONN_DONE;
                 int p = proxy_preamble(c);
                 if (p == PRE_WAIT)
@@ -1516,7 +1512,7 @@ static int step(struct conn *c)
                 return CONN_READ;
             }
             if (!x) {
-                x = c->x = x_get();
+                x = c->x = x_get(0);
                 if (!x)
                     return CONN_DONE; /* out of memory: drop this connection only */
             }
